@@ -1,0 +1,279 @@
+"""The `creditgov` command line: parse, call one function, print. No logic lives here.
+
+Exit codes (CLI.md): 0 success, 2 bad input, 3 a governance rule refused, 4 drift or a
+gate breached when asked to fail on it, 1 anything unexpected. Heavy libraries are
+imported inside the commands so `creditgov --help` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from enum import StrEnum
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="creditgov",
+    help=(
+        "Train, tune, test and govern credit-scoring and fraud models on MLflow.\n\n"
+        "Start with `creditgov synth credit --rows 50000 --out data/credit.parquet`, then "
+        "`creditgov train configs/credit_scoring.yaml`."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=False)
+errors = Console(stderr=True)
+
+EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_BREACH = 1, 2, 3, 4
+
+
+class Kind(StrEnum):
+    credit = "credit"
+    fraud = "fraud"
+
+
+def _bad_input_types() -> tuple[type[BaseException], ...]:
+    from creditgov.config import ConfigError
+    from training.data import DataError
+    from training.tuning import TuneError
+
+    return (ConfigError, DataError, TuneError)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="Override a config key, typed by the schema: --set tuning.n_trials=5"
+    ),
+]
+
+
+@app.command()
+def synth(
+    kind: Annotated[Kind, typer.Argument(help="credit applications or card transactions")],
+    rows: Annotated[int, typer.Option(min=100, help="number of rows")] = 50_000,
+    out: Annotated[Path, typer.Option(help="output table, .csv or .parquet")] = Path(
+        "data/credit.parquet"
+    ),
+    seed: Annotated[int, typer.Option(help="random seed; same seed, same table")] = 0,
+    truth: Annotated[
+        Path | None, typer.Option(help="also write each row's true probability here")
+    ] = None,
+) -> None:
+    """Write a synthetic table with a known risk function (and optionally the truth).
+
+    The true probabilities give the Bayes AUC: the best AUC any model could reach on
+    those rows, so you can see how close a job gets.
+    """
+    from training.synthetic import make_credit, make_fraud, write_table, write_truth
+
+    for path in (out, truth):
+        if path is not None and path.suffix.lower() not in {".csv", ".parquet"}:
+            raise _fail(f"{path}: use a .csv or .parquet file name", EXIT_BAD_INPUT)
+    with console.status(f"Generating {rows:,} {kind.value} rows"):
+        data = make_credit(rows, seed=seed) if kind is Kind.credit else make_fraud(rows, seed=seed)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_table(data.frame, out)
+        if truth is not None:
+            truth.parent.mkdir(parents=True, exist_ok=True)
+            write_truth(data, truth)
+    target = "default_12m" if kind is Kind.credit else "is_fraud"
+    rate = float(data.frame[target].mean())
+    console.print(f"Wrote {len(data.frame):,} rows to [bold]{out}[/] (positive rate {rate:.2%})")
+    if truth is not None:
+        from sklearn.metrics import roc_auc_score
+
+        bayes = roc_auc_score(data.frame[target], data.truth)
+        console.print(f"Wrote true probabilities to [bold]{truth}[/] (Bayes AUC {bayes:.4f})")
+
+
+@app.command()
+def validate(
+    config: Annotated[Path, typer.Argument(help="the job's YAML file")],
+    set_: SetOption = None,
+) -> None:
+    """Check the config and the data without training; print the resolved config."""
+    import yaml
+
+    from creditgov.config import load_config
+    from creditgov.job import prepare
+
+    try:
+        cfg = load_config(config, set_ or [])
+        with console.status("Reading and validating the data"):
+            splits = prepare(cfg)
+    except _bad_input_types() as err:
+        raise _fail(str(err), EXIT_BAD_INPUT) from None
+    console.print(
+        yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip(), highlight=False
+    )
+    _print_splits(splits.summary())
+    for dropped in splits.train.dropped:
+        errors.print(f"[yellow]warning:[/] dropped feature {dropped.name!r}: {dropped.reason}")
+    console.print(
+        f"[green]OK[/] {config}: config and data are valid ({len(splits.train.feature_names)} features)."
+    )
+
+
+@app.command()
+def train(
+    config: Annotated[Path, typer.Argument(help="the job's YAML file")],
+    set_: SetOption = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="write the run summary here")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="continue the named study in tuning.storage after a crash")
+    ] = False,
+) -> None:
+    """Data -> split -> tune -> fit -> measure -> log -> register, as one MLflow run."""
+    from creditgov.config import load_config
+    from creditgov.job import run
+
+    signal.signal(signal.SIGTERM, _terminate)
+    try:
+        cfg = load_config(config, set_ or [])
+    except _bad_input_types() as err:
+        raise _fail(str(err), EXIT_BAD_INPUT) from None
+    bar = _RichProgress()
+    try:
+        with bar:
+            result = run(cfg, resume=resume, progress=bar)
+    except _bad_input_types() as err:
+        raise _fail(str(err), EXIT_BAD_INPUT) from None
+    except KeyboardInterrupt:
+        raise _fail(
+            "interrupted; the MLflow run was marked KILLED and nothing was registered",
+            EXIT_UNEXPECTED,
+        ) from None
+    summary = result.summary()
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    _print_result(summary, result.tracking_uri)
+
+
+# ----------------------------------------------------------------------------- display
+
+
+class _RichProgress:
+    """Stages as lines, tuning as a bar with the best value so far."""
+
+    def __init__(self) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[best]}"),
+            console=console,
+            transient=False,
+        )
+        self.task: Any = None
+
+    def __enter__(self) -> _RichProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def stage(self, name: str) -> None:
+        self.progress.console.print(f"[cyan]•[/] {name}")
+
+    def trial(
+        self, number: int, state: str, value: float | None, best: float | None, total: int
+    ) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("trials", total=total, best="")
+        best_text = "" if best is None else f"best {best:.4f}"
+        self.progress.update(self.task, advance=1, best=best_text)
+
+
+def _print_splits(summaries: Any) -> None:
+    table = Table(title="Splits", title_justify="left")
+    for column in ("split", "rows", "bads", "bad rate", "from", "to"):
+        table.add_column(
+            column, justify="right" if column in {"rows", "bads", "bad rate"} else "left"
+        )
+    for s in summaries:
+        row = s if isinstance(s, dict) else s.__dict__
+        table.add_row(
+            row["name"],
+            f"{row['rows']:,}",
+            f"{row['bads']:,}",
+            f"{row['bad_rate']:.2%}",
+            row["date_min"] or "",
+            row["date_max"] or "",
+        )
+    console.print(table)
+
+
+def _print_result(summary: dict[str, Any], tracking_uri: str) -> None:
+    _print_splits(summary["splits"])
+    shown = ("auc", "gini", "ks", "brier", "log_loss", "ece", "approval_rate", "bad_rate_approved")
+    table = Table(title="Metrics", title_justify="left")
+    table.add_column("split")
+    for name in shown:
+        table.add_column(name, justify="right")
+    for split, values in summary["metrics"].items():
+        table.add_row(split, *(f"{values.get(n, float('nan')):.4f}" for n in shown))
+    console.print(table)
+    if summary["best_params"]:
+        params = ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in summary["best_params"].items()
+        )
+        console.print(f"Best of {summary['n_trials']} trials: {params}")
+    for dropped in summary["dropped_features"]:
+        errors.print(
+            f"[yellow]warning:[/] dropped feature {dropped['name']!r}: {dropped['reason']}"
+        )
+    console.print(
+        f"Run [bold]{summary['run_id']}[/] (experiment {summary['experiment_id']}); "
+        f"registered [bold]{summary['model_uri']}[/] with validation_status={summary['validation_status']}"
+    )
+    if tracking_uri.startswith("sqlite:"):
+        console.print(
+            f"Open the MLflow UI: mlflow ui --backend-store-uri {tracking_uri}", highlight=False
+        )
+
+
+def main() -> None:
+    """Console-script entry point: map unexpected errors to exit code 1 with one line."""
+    # Our own progress display is enough; MLflow's per-download bars only add noise.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    try:
+        app()
+    except SystemExit:
+        raise
+    except Exception as err:  # the contract: anything unexpected exits 1 with one line
+        errors.print(f"[bold red]unexpected error:[/] {type(err).__name__}: {err}", highlight=False)
+        sys.exit(EXIT_UNEXPECTED)

@@ -1,0 +1,358 @@
+"""`run(config) -> JobResult`: the training job, stage after stage, and nothing else.
+
+Every check of config and data happens before the MLflow run starts, so bad input
+leaves no run and no version behind. Once the run has started, any failure ends it
+FAILED (KILLED on interrupt) and removes a half-made model version.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from creditgov.config import JobConfig, config_sha256, flatten
+from evaluation.metrics import decision_metrics, score_metrics
+from training.data import Dataset, DroppedColumn, load_dataset
+from training.split import Splits, SplitSummary, split_dataset
+
+__all__ = ["JobResult", "Progress", "run"]
+
+
+class Progress(Protocol):
+    """What the CLI shows while a job runs; the job never prints."""
+
+    def stage(self, name: str) -> None: ...
+
+    def trial(
+        self, number: int, state: str, value: float | None, best: float | None, total: int
+    ) -> None: ...
+
+
+class _Silent:
+    def stage(self, name: str) -> None:
+        return None
+
+    def trial(
+        self, number: int, state: str, value: float | None, best: float | None, total: int
+    ) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class JobResult:
+    run_id: str
+    experiment_id: str
+    model_name: str
+    model_version: str
+    model_uri: str
+    tracking_uri: str
+    metrics: Mapping[str, Mapping[str, float]]
+    best_params: Mapping[str, Any]
+    n_trials: int
+    validation_status: str
+    splits: tuple[SplitSummary, ...]
+    dropped: tuple[DroppedColumn, ...] = ()
+    gates: tuple[Mapping[str, Any], ...] = ()
+    reports: Mapping[str, str] = field(default_factory=dict)
+    threshold: float = 0.5
+    duration_s: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """The `--json` document of CLI.md."""
+        return {
+            "run_id": self.run_id,
+            "experiment_id": self.experiment_id,
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "model_uri": self.model_uri,
+            "metrics": {k: dict(v) for k, v in self.metrics.items()},
+            "best_params": dict(self.best_params),
+            "n_trials": self.n_trials,
+            "validation_status": self.validation_status,
+            "gates": [dict(g) for g in self.gates],
+            "reports": dict(self.reports),
+            "splits": [asdict(s) for s in self.splits],
+            "dropped_features": [asdict(d) for d in self.dropped],
+            "decision_threshold": self.threshold,
+            "duration_s": self.duration_s,
+        }
+
+
+def prepare(config: JobConfig) -> Splits:
+    """Load, validate and split: everything that can fail on bad input, with no run yet."""
+    data = config.data
+    dataset = load_dataset(
+        data.source,
+        target=data.target,
+        positive_label=data.positive_label,
+        id_column=data.id_column,
+        time_column=data.time_column,
+        features=data.features,
+        exclude=data.exclude,
+        categorical=data.categorical,
+        protected=data.protected,
+        pii=data.pii,
+        group_column=config.split.group_column,
+        monotone=list(config.model.monotone),
+    )
+    return split_dataset(
+        dataset,
+        method=config.split.method,
+        test_fraction=config.split.test_fraction,
+        valid_fraction=config.split.valid_fraction,
+        oot_start=config.split.oot_start,
+        seed=config.seed,
+    )
+
+
+def input_example(dataset: Dataset) -> pd.DataFrame:
+    """Three made-up rows (low / typical / high quantiles, common levels) — never a real row."""
+    rows: dict[str, list[Any]] = {}
+    for name in dataset.feature_names:
+        column = dataset.features[name]
+        if name in dataset.categorical:
+            top = column.value_counts().index.tolist()[:3]
+            rows[name] = [str(top[i % len(top)]) for i in range(3)] if top else [None] * 3
+        else:
+            q = column.quantile([0.1, 0.5, 0.9]).to_numpy(dtype=np.float64)
+            whole = name in dataset.integer
+            rows[name] = [round(float(v)) if whole else float(v) for v in q]
+    return pd.DataFrame(rows)
+
+
+def measure(spec: Any, splits: Splits) -> dict[str, dict[str, float]]:
+    """Ranking, calibration and decision metrics of the final model on every split."""
+    out: dict[str, dict[str, float]] = {}
+    for name, part in splits.parts().items():
+        p = spec.probability(part.features)
+        values = score_metrics(part.target, p)
+        values.update(decision_metrics(part.target, p, threshold=spec.decision.threshold))
+        out[name] = {k: float(v) for k, v in values.items()}
+    return out
+
+
+def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = None) -> JobResult:
+    """Data -> split -> tune -> fit -> measure -> log -> register. See ARCHITECTURE.md."""
+    import mlflow
+
+    from registry.register import log_scoring_model, register_version
+    from registry.tracking import (
+        TrialLogger,
+        git_commit,
+        identity,
+        library_versions,
+        log_batch,
+        resolve_tracking_uri,
+        use_tracking,
+    )
+    from training.models.policy import ScoreScale
+    from training.models.spec import fit_model
+    from training.tuning import open_study, tune
+
+    show = progress or _Silent()
+    started = time.perf_counter()
+    show.stage("Loading and validating data")
+    splits = prepare(config)
+    dataset_digest = splits.train.digest
+    tuning = config.tuning
+    study = None
+    if tuning.n_trials > 0:
+        from evaluation.metrics import objective_direction
+
+        study = open_study(
+            storage=tuning.storage,
+            study_name=tuning.study_name,
+            direction=objective_direction(tuning.metric),
+            seed=config.seed,
+            pruner=tuning.pruner,
+            resume=resume,
+        )
+    elif resume:
+        from training.tuning import TuneError
+
+        raise TuneError("--resume continues a tuning study, but tuning.n_trials is 0")
+
+    uri = resolve_tracking_uri(config.tracking.uri)
+    client = use_tracking(uri)
+    trainer = identity()
+    commit = git_commit(Path(config.data.source).parent) or git_commit(Path.cwd())
+    cfg_sha = config_sha256(config)
+    if not os.environ.get("MLFLOW_RUN_ID"):
+        mlflow.set_experiment(config.name)
+    version: str | None = None
+    with mlflow.start_run(run_name=f"train-{config.model.type}") as active:
+        run_id = active.info.run_id
+        experiment_id = active.info.experiment_id
+        try:
+            show.stage("Logging config and data lineage")
+            tags = {
+                "creditgov.trainer": trainer,
+                "creditgov.task": config.task,
+                "creditgov.config_sha256": cfg_sha,
+                "creditgov.data_digest": dataset_digest,
+                "creditgov.model_type": config.model.type,
+                "creditgov.git_commit": commit or "unknown",
+            }
+            params = dict(flatten(config))
+            params.update({f"lib.{k}": v for k, v in library_versions().items()})
+            log_batch(client, run_id, params=params, tags=tags)
+            mlflow.log_dict(config.model_dump(mode="json"), "config/resolved_config.json")
+            _log_dataset(mlflow, splits, config)
+            summary = [asdict(s) for s in splits.summary()]
+            mlflow.log_dict({"splits": summary}, "data/splits.json")
+            split_metrics: dict[str, float] = {}
+            for s in splits.summary():
+                split_metrics[f"split_{s.name}_rows"] = s.rows
+                split_metrics[f"split_{s.name}_bad_rate"] = s.bad_rate
+            log_batch(client, run_id, metrics=split_metrics)
+            if splits.train.dropped:
+                mlflow.log_dict(
+                    {"dropped": [asdict(d) for d in splits.train.dropped]},
+                    "data/dropped_features.json",
+                )
+
+            best_params: dict[str, Any] = {}
+            n_trials = 0
+            if study is not None:
+                show.stage(f"Tuning {tuning.n_trials} trials on valid {tuning.metric}")
+                total = tuning.n_trials
+
+                def on_trial(record: Any, best: float | None) -> None:
+                    show.trial(record.number, record.state, record.value, best, total)
+
+                result = tune(
+                    splits,
+                    model_type=config.model.type,
+                    base_params=config.model.params,
+                    monotone=config.model.monotone,
+                    search_space={k: v.model_dump() for k, v in tuning.search_space.items()},
+                    metric=tuning.metric,
+                    study=study,
+                    n_trials=tuning.n_trials,
+                    timeout_s=tuning.timeout_s,
+                    seed=config.seed,
+                    hooks=[
+                        TrialLogger(
+                            client,
+                            experiment_id=experiment_id,
+                            parent_run_id=run_id,
+                            metric=tuning.metric,
+                        ),
+                        on_trial,
+                    ],
+                )
+                best_params = dict(result.best_params)
+                n_trials = result.n_finished
+                log_batch(
+                    client,
+                    run_id,
+                    params={f"best.{k}": v for k, v in best_params.items()},
+                    metrics={
+                        f"tuning_best_valid_{tuning.metric}": result.best_value or float("nan"),
+                        "tuning_trials": float(n_trials),
+                    },
+                )
+
+            show.stage("Fitting the final model")
+            decision = config.decision
+            spec = fit_model(
+                splits,
+                task=config.task,
+                model_type=config.model.type,
+                params={**config.model.params, **best_params},
+                monotone=config.model.monotone,
+                calibration=config.model.calibration,
+                score=ScoreScale(config.score.base_score, config.score.base_odds, config.score.pdo),
+                decision_rule=decision.rule,
+                threshold=decision.effective_threshold,
+                approval_rate=decision.approval_rate,
+                cost_false_negative=decision.cost_false_negative,
+                cost_false_positive=decision.cost_false_positive,
+                seed=config.seed,
+            )
+
+            show.stage("Measuring the model on train / valid / test")
+            metrics = measure(spec, splits)
+            flat = {f"{part}_{k}": v for part, values in metrics.items() for k, v in values.items()}
+            flat["decision_threshold"] = spec.decision.threshold
+            if spec.best_iteration is not None:
+                flat["best_iteration"] = float(spec.best_iteration)
+            log_batch(client, run_id, metrics={k: v for k, v in flat.items() if np.isfinite(v)})
+            if spec.model_type == "scorecard":
+                from training.models.scorecard import points_table
+
+                table = points_table(spec.characteristics, spec.intercept, spec.score)
+                mlflow.log_table(table, "scorecard/points_table.json")
+                mlflow.log_text(table.to_csv(index=False), "scorecard/points_table.csv")
+
+            show.stage("Logging and registering the model")
+            logged = log_scoring_model(
+                state=spec.state(),
+                model_text=spec.model_text,
+                input_example=input_example(splits.train),
+            )
+            version = register_version(
+                client,
+                name=config.registry.model_name,
+                model_uri=logged.model_uri,
+                run_id=run_id,
+                tags={
+                    "run_id": run_id,
+                    "config_sha256": cfg_sha,
+                    "data_digest": dataset_digest,
+                    "git_commit": commit or "unknown",
+                    "trainer": trainer,
+                    "validation_status": "pending",
+                    "approval_status": "pending",
+                },
+            )
+            mlflow.set_tag("creditgov.model_version", f"{config.registry.model_name}/{version}")
+        except BaseException as err:
+            if version is not None:
+                client.delete_model_version(config.registry.model_name, version)
+            status = "KILLED" if isinstance(err, KeyboardInterrupt | SystemExit) else "FAILED"
+            mlflow.end_run(status=status)
+            raise
+    return JobResult(
+        run_id=run_id,
+        experiment_id=experiment_id,
+        model_name=config.registry.model_name,
+        model_version=version,
+        model_uri=f"models:/{config.registry.model_name}/{version}",
+        tracking_uri=uri,
+        metrics=metrics,
+        best_params=best_params,
+        n_trials=n_trials,
+        validation_status="pending",
+        splits=splits.summary(),
+        dropped=splits.train.dropped,
+        threshold=spec.decision.threshold,
+        duration_s=round(time.perf_counter() - started, 2),
+    )
+
+
+def _log_dataset(mlflow: Any, splits: Splits, config: JobConfig) -> None:
+    """Record the dataset (schema, row count, digest, source path) — not its rows."""
+    parts = splits.parts().values()
+    frame = pd.concat([p.features for p in parts], ignore_index=True)
+    frame[config.data.target] = np.concatenate([p.target for p in parts])
+    train = splits.train
+    with warnings.catch_warnings():
+        # MLflow muses about ambiguous local sources and integer columns; neither applies.
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(
+            frame,
+            source=str(config.data.source),
+            targets=config.data.target,
+            name=Path(config.data.source).name,
+            digest=train.digest,
+        )
+    mlflow.log_input(dataset, context="training")

@@ -1,0 +1,103 @@
+"""Log the served model and register it as a candidate version.
+
+The model goes in as MLflow models-from-code: `scoring_model.py` plus its state
+(LightGBM's text model and one JSON document) — no pickle anywhere. The version is
+tagged with its lineage and `validation_status=pending` until the gates have spoken.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import tempfile
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
+
+__all__ = [
+    "MODEL_FILE",
+    "LoggedModel",
+    "log_scoring_model",
+    "register_version",
+    "scoring_requirements",
+]
+
+MODEL_FILE = Path(__file__).with_name("scoring_model.py")
+OUTPUT_COLUMNS = (("probability", "double"), ("score", "double"), ("decision", "string"))
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    model_uri: str
+    model_id: str | None
+
+
+def scoring_requirements() -> list[str]:
+    """The served model needs these four and nothing of ours."""
+    return [
+        f"{name}=={importlib.metadata.version(name)}"
+        for name in ("mlflow", "numpy", "pandas", "lightgbm")
+    ]
+
+
+def signature_for(features: list[Mapping[str, Any]]) -> ModelSignature:
+    """Each feature as the type it had in training (double, long or string), required."""
+    inputs = Schema([ColSpec(f["dtype"], f["name"]) for f in features])
+    outputs = Schema([ColSpec(kind, name) for name, kind in OUTPUT_COLUMNS])
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def log_scoring_model(
+    *,
+    state: Mapping[str, Any],
+    model_text: str | None,
+    input_example: pd.DataFrame,
+) -> LoggedModel:
+    """Log the served model under the active run; returns its URI."""
+    with tempfile.TemporaryDirectory(prefix="creditgov-model-") as tmp:
+        folder = Path(tmp)
+        (folder / "state.json").write_text(
+            json.dumps(state, indent=1, sort_keys=True), encoding="utf-8"
+        )
+        artifacts = {"state": str(folder / "state.json")}
+        if model_text is not None:
+            (folder / "model.txt").write_text(model_text, encoding="utf-8")
+            artifacts["booster"] = str(folder / "model.txt")
+        with warnings.catch_warnings():
+            warnings.simplefilter(
+                "ignore", UserWarning
+            )  # type-hint advice; our signature is explicit
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(MODEL_FILE),
+                artifacts=artifacts,
+                signature=signature_for(list(state["features"])),
+                input_example=input_example,
+                pip_requirements=scoring_requirements(),
+            )
+    return LoggedModel(model_uri=info.model_uri, model_id=getattr(info, "model_id", None))
+
+
+def register_version(
+    client: MlflowClient,
+    *,
+    name: str,
+    model_uri: str,
+    run_id: str,
+    tags: Mapping[str, str],
+) -> str:
+    """Register `model_uri` under `name`; returns the new version number as text."""
+    try:
+        client.get_registered_model(name)
+    except mlflow.exceptions.MlflowException:
+        client.create_registered_model(name, description="Registered by creditgov train.")
+    version = client.create_model_version(name, model_uri, run_id=run_id, tags=dict(tags))
+    return str(version.version)

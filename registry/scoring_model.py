@@ -1,0 +1,126 @@
+"""The served model: one self-contained file logged with MLflow's models-from-code.
+
+A serving system loads `models:/<name>@champion` with plain MLflow and needs nothing of
+creditgov: this file imports only mlflow, numpy, pandas and lightgbm. Its state is
+LightGBM's native text model plus one JSON document (feature levels, scorecard tables,
+calibration map, score scaling, decision rule) — code you can read plus data you can
+diff, and nothing that unpickles.
+
+It repeats the feature encoding of `training/models/encoding.py` on purpose (it may not
+import it); a test pins both to the same predictions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.pyfunc.model import PythonModel
+
+FORMAT = "creditgov-scoring/1"
+# The signature is given explicitly when the model is logged; MLflow's advice to use
+# type hints instead is noise for every serving system that loads this file.
+warnings.filterwarnings("ignore", message=r".*type hints to the `predict` method.*")
+_EPS = 1e-9
+
+
+def _text(column: pd.Series) -> pd.Series:
+    values = column.astype(object)
+    return values.map(lambda v: None if v is None or (isinstance(v, float) and v != v) else str(v))
+
+
+def _numeric(column: pd.Series) -> np.ndarray:
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+class CreditScorer(PythonModel):
+    """probability, score and decision for each row of a DataFrame."""
+
+    def load_context(self, context: Any) -> None:
+        with open(context.artifacts["state"], encoding="utf-8") as handle:
+            self.state = json.load(handle)
+        if self.state.get("format") != FORMAT:
+            raise ValueError(f"state format {self.state.get('format')!r} is not {FORMAT!r}")
+        self.features = self.state["features"]
+        self.booster = None
+        if self.state["model_type"] == "lightgbm":
+            import lightgbm
+
+            self.booster = lightgbm.Booster(model_file=context.artifacts["booster"])
+        score = self.state["score"]
+        self.factor = score["pdo"] / math.log(2.0)
+        self.offset = score["base_score"] - self.factor * math.log(score["base_odds"])
+
+    # -- the steps, each a few lines of numpy ------------------------------------------
+    def _encode(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.empty((len(frame), len(self.features)), dtype=np.float64, order="F")
+        for j, spec in enumerate(self.features):
+            column = frame[spec["name"]]
+            if spec["kind"] == "categorical":
+                codes = pd.Categorical(_text(column), categories=spec["levels"]).codes
+                out[:, j] = np.where(codes < 0, np.nan, codes)
+            else:
+                out[:, j] = _numeric(column)
+        return out
+
+    def _scorecard_raw(self, frame: pd.DataFrame) -> np.ndarray:
+        card = self.state["scorecard"]
+        logit = np.full(len(frame), card["intercept"], dtype=np.float64)
+        for c in card["characteristics"]:
+            woe = np.asarray(c["woe"], dtype=np.float64)
+            column = frame[c["name"]]
+            if c["kind"] == "numeric":
+                x = _numeric(column)
+                values = woe[np.digitize(x, np.asarray(c["edges"], dtype=np.float64))]
+                values[np.isnan(x)] = c["missing_woe"]
+            else:
+                lookup = {level: woe[i] for i, group in enumerate(c["groups"]) for level in group}
+                text = _text(column)
+                values = text.map(
+                    lambda v, lk=lookup, m=c["missing_woe"]: m if v is None else lk.get(v, 0.0)
+                ).to_numpy(dtype=np.float64)
+            logit += c["coefficient"] * values
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def _calibrate(self, raw: np.ndarray) -> np.ndarray:
+        cal = self.state["calibration"]
+        if cal["method"] == "isotonic":
+            return np.interp(raw, np.asarray(cal["x"]), np.asarray(cal["y"]))
+        if cal["method"] == "sigmoid":
+            p = np.clip(raw, 1e-12, 1 - 1e-12)
+            z = cal["slope"] * np.log(p / (1 - p)) + cal["intercept"]
+            return 1.0 / (1.0 + np.exp(-z))
+        return raw
+
+    def probability(self, frame: pd.DataFrame) -> np.ndarray:
+        if self.booster is not None:
+            raw = np.asarray(self.booster.predict(self._encode(frame)), dtype=np.float64)
+        else:
+            raw = self._scorecard_raw(frame)
+        return self._calibrate(raw)
+
+    def predict(self, context, model_input, params=None):
+        # No annotations here: MLflow would read them as a schema; the signature is explicit.
+        frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
+        missing = [f["name"] for f in self.features if f["name"] not in frame.columns]
+        if missing:
+            raise ValueError(f"missing required column(s): {', '.join(missing)}")
+        p = self.probability(frame)
+        q = np.clip(p, _EPS, 1 - _EPS)
+        rule = self.state["decision"]
+        return pd.DataFrame(
+            {
+                "probability": p,
+                "score": np.round(self.offset + self.factor * np.log((1 - q) / q), 2),
+                "decision": np.where(p >= rule["threshold"], rule["at_or_above"], rule["below"]),
+            },
+            index=frame.index,
+        )
+
+
+mlflow.models.set_model(CreditScorer())

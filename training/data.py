@@ -1,0 +1,425 @@
+"""Load a table and validate it before anything is trained or logged.
+
+All checks of the data happen here, where it enters (sklearn's `check_consistent_length`
+habit): the stages after this trust a `Dataset`. Personal-data columns are never read
+from the file at all, so they cannot leak into a param, a tag or an artifact later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from numpy.typing import NDArray
+
+__all__ = ["DataError", "Dataset", "DroppedColumn", "load_dataset", "read_table"]
+
+log = logging.getLogger(__name__)
+
+#: A categorical feature with more levels than this is an identifier, not a characteristic.
+MAX_LEVELS = 10_000
+#: Share of a string column's values that look like numbers before we call it a numeric
+#: column with stray text in it rather than a categorical.
+NUMERIC_LOOKING = 0.9
+
+
+class DataError(ValueError):
+    """Data that cannot be trained on; one line naming the file and column, and the fix."""
+
+
+@dataclass(frozen=True)
+class DroppedColumn:
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Validated model inputs; row order is the file's. Frozen: stages pass it on, never edit."""
+
+    features: pd.DataFrame  # numeric columns float64, categorical columns str (NaN = missing)
+    target: NDArray[np.int8]  # 1 = positive_label ("bad" / fraud)
+    categorical: tuple[str, ...]
+    protected: pd.DataFrame
+    ids: pd.Series | None
+    time: pd.Series | None
+    groups: pd.Series | None
+    source: str
+    digest: str
+    target_name: str
+    dropped: tuple[DroppedColumn, ...] = field(default=())
+    #: numeric features that were whole numbers in the file (served models type them `long`)
+    integer: tuple[str, ...] = field(default=())
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.target)
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(self.features.columns)
+
+    @property
+    def bad_rate(self) -> float:
+        return float(self.target.mean()) if self.n_rows else float("nan")
+
+    def take(self, positions: NDArray[np.intp]) -> Dataset:
+        """The rows at `positions`, as a Dataset of its own (indexes reset)."""
+
+        def pick(obj: Any) -> Any:
+            return None if obj is None else obj.iloc[positions].reset_index(drop=True)
+
+        return replace(
+            self,
+            features=pick(self.features),
+            target=self.target[positions],
+            protected=pick(self.protected),
+            ids=pick(self.ids),
+            time=pick(self.time),
+            groups=pick(self.groups),
+        )
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def read_table(
+    path: Path, *, skip: Sequence[str] = (), columns: Sequence[str] | None = None
+) -> pd.DataFrame:
+    """Read CSV or Parquet, never loading the columns in `skip` (personal data)."""
+    if not path.is_file():
+        raise DataError(
+            f"{path}: no such data file; check data.source (relative paths resolve against the config's folder)"
+        )
+    suffix = path.suffix.lower()
+    skipped = set(skip)
+    try:
+        if suffix == ".parquet":
+            try:
+                names = pq.read_schema(path).names
+            except (pa.ArrowInvalid, OSError) as err:
+                raise DataError(
+                    f"{path}: not a readable Parquet file ({_short(err)}); write it with pandas.to_parquet or use .csv"
+                ) from None
+            wanted = [c for c in names if c not in skipped and (columns is None or c in columns)]
+            frame = pq.read_table(path, columns=wanted).to_pandas()
+        elif suffix == ".csv":
+            frame = pd.read_csv(
+                path,
+                usecols=lambda c: c not in skipped and (columns is None or c in columns),
+                encoding="utf-8",
+                low_memory=False,
+            )
+        else:
+            raise DataError(
+                f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv or .parquet"
+            )
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; it needs a header row and data rows") from None
+    except UnicodeDecodeError as err:
+        raise DataError(
+            f"{path}: not UTF-8 text (byte {err.start}); re-save the file as UTF-8"
+        ) from None
+    except pd.errors.ParserError as err:
+        raise DataError(
+            f"{path}: malformed CSV ({_short(err)}); check quoting and column counts"
+        ) from None
+    return frame
+
+
+def _short(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def load_dataset(
+    source: Path,
+    *,
+    target: str,
+    positive_label: int | str | bool = 1,
+    id_column: str | None = None,
+    time_column: str | None = None,
+    features: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    categorical: Sequence[str] | None = None,
+    protected: Sequence[str] = (),
+    pii: Sequence[str] = (),
+    group_column: str | None = None,
+    monotone: Sequence[str] = (),
+) -> Dataset:
+    """Read `source`, drop PII, validate every rule, and return a `Dataset`.
+
+    Constant and all-missing features are dropped with a warning (they carry no signal
+    and would only confuse a reviewer); everything else that is wrong is an error.
+    """
+    frame = read_table(source, skip=pii)
+    where = str(source)
+    if frame.shape[1] == 0:
+        raise DataError(f"{where}: no columns left to read; check the header row and data.pii")
+    if len(frame) == 0:
+        raise DataError(f"{where}: header only, no data rows")
+
+    def need(column: str | None, key: str) -> None:
+        if column is not None and column not in frame.columns:
+            raise DataError(
+                f"{where}: column {column!r} named by {key} is not in the file{_close(column, frame.columns)}"
+            )
+
+    need(target, "data.target")
+    need(id_column, "data.id_column")
+    need(time_column, "data.time_column")
+    need(group_column, "split.group_column")
+    for column in protected:
+        need(column, "data.protected")
+    for column in features or ():
+        need(column, "data.features")
+    for column in categorical or ():
+        need(column, "data.categorical")
+
+    roles = {target, id_column, time_column, group_column, *protected, *pii, *exclude} - {None}
+    if features is None:
+        chosen = [c for c in frame.columns if c not in roles]
+    else:
+        chosen = list(features)
+        for column in chosen:
+            if column in protected or column in pii:
+                raise DataError(
+                    f"{where}: data.features lists {column!r}, a protected/pii column; remove it"
+                )
+    if not chosen:
+        raise DataError(f"{where}: no feature columns left; check data.features and data.exclude")
+
+    y = _binary_target(frame[target], positive_label, where, target)
+    ids = _unique_ids(frame[id_column], where, id_column) if id_column else None
+    time = _parse_time(frame[time_column], where, time_column) if time_column else None
+
+    declared = set(categorical) if categorical is not None else None
+    feats, cats = _typed_features(frame[chosen], declared, where)
+    feats, dropped = _drop_uninformative(feats)
+    cats = [c for c in cats if c in feats.columns]
+    if feats.shape[1] == 0:
+        raise DataError(f"{where}: every feature is constant or all-missing; nothing to learn from")
+    for column in monotone:
+        if column in cats:
+            raise DataError(
+                f"{where}: model.monotone names categorical column {column!r}; monotone constraints need a numeric feature"
+            )
+        if column not in feats.columns and column not in {d.name for d in dropped}:
+            raise DataError(
+                f"{where}: model.monotone names {column!r}, which is not a feature{_close(column, feats.columns)}"
+            )
+    _refuse_infinite(feats, cats, where)
+    _refuse_leaks(feats, cats, y, where, target)
+
+    protected_frame = frame[list(protected)].reset_index(drop=True)
+    digest = _digest(frame)
+    for d in dropped:
+        log.warning("%s: dropped feature %r (%s)", where, d.name, d.reason)
+    return Dataset(
+        features=feats.reset_index(drop=True),
+        target=y,
+        categorical=tuple(cats),
+        protected=protected_frame,
+        ids=None if ids is None else ids.reset_index(drop=True),
+        time=None if time is None else time.reset_index(drop=True),
+        groups=None if group_column is None else frame[group_column].reset_index(drop=True),
+        source=where,
+        digest=digest,
+        target_name=target,
+        dropped=tuple(dropped),
+        integer=_integer_columns(frame, [c for c in feats.columns if c not in cats]),
+    )
+
+
+def _close(word: str, choices: Sequence[str] | pd.Index) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _binary_target(
+    column: pd.Series, positive: int | str | bool, where: str, name: str
+) -> NDArray[np.int8]:
+    missing = int(column.isna().sum())
+    if missing:
+        raise DataError(
+            f"{where}: target {name!r} has {missing} missing values; drop or label those rows"
+        )
+    values = pd.unique(column)
+    if len(values) > 2:
+        shown = ", ".join(repr(v) for v in sorted(values[:5], key=str))
+        raise DataError(
+            f"{where}: target {name!r} is not binary ({len(values)} distinct values, e.g. {shown}); map it to two classes"
+        )
+    matches = column == positive
+    if not matches.any():
+        as_text = column.astype(str) == str(positive)
+        if as_text.any():
+            matches = as_text
+        else:
+            shown = ", ".join(repr(v) for v in sorted(values, key=str))
+            raise DataError(
+                f"{where}: data.positive_label {positive!r} does not occur in target {name!r} (values: {shown}); set data.positive_label"
+            )
+    if len(values) < 2:
+        raise DataError(
+            f"{where}: target {name!r} has one class only ({values[0]!r}); a model needs both outcomes"
+        )
+    return np.asarray(matches.to_numpy(), dtype=np.int8)
+
+
+def _unique_ids(column: pd.Series, where: str, name: str) -> pd.Series:
+    duplicated = column.duplicated(keep=False)
+    if duplicated.any():
+        first = int(np.flatnonzero(duplicated.to_numpy())[0])
+        raise DataError(
+            f"{where}: id column {name!r} has {int(column.duplicated().sum())} duplicate values "
+            f"(first at data row {first + 1}); ids must be unique: deduplicate the file"
+        )
+    if column.isna().any():
+        raise DataError(f"{where}: id column {name!r} has missing values; every row needs an id")
+    return column
+
+
+def _parse_time(column: pd.Series, where: str, name: str) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(column):
+        parsed = column
+    else:
+        parsed = pd.to_datetime(column, errors="coerce", format="ISO8601")
+        bad = parsed.isna() & column.notna()
+        if bad.any():
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"{where}: time column {name!r} has {int(bad.sum())} values that are not ISO dates "
+                f"(first at data row {first + 1}: {str(column.iloc[first])[:30]!r}); write dates as YYYY-MM-DD"
+            )
+    if parsed.isna().all():
+        raise DataError(f"{where}: time column {name!r} is empty")
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    return parsed.astype("datetime64[ns]")
+
+
+def _typed_features(
+    frame: pd.DataFrame, declared: set[str] | None, where: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """Numeric columns as float64, categorical columns as str with NaN for missing."""
+    out: dict[str, pd.Series] = {}
+    cats: list[str] = []
+    for name in frame.columns:
+        column = frame[name]
+        is_text = not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column))
+        if pd.api.types.is_datetime64_any_dtype(column):
+            raise DataError(
+                f"{where}: feature {name!r} is a date; derive numeric features from it or add it to data.exclude"
+            )
+        if (declared is not None and name in declared) or (declared is None and is_text):
+            text = column.astype("object").where(column.notna(), None)
+            text = text.map(lambda v: v if v is None else str(v))
+            n_levels = text.nunique(dropna=True)
+            if declared is None:
+                numeric_share = (
+                    pd.to_numeric(text.dropna(), errors="coerce").notna().mean()
+                    if n_levels
+                    else 0.0
+                )
+                if numeric_share >= NUMERIC_LOOKING:
+                    bad = text.notna() & pd.to_numeric(text, errors="coerce").isna()
+                    first = int(np.flatnonzero(bad.to_numpy())[0])
+                    raise DataError(
+                        f"{where}: numeric column {name!r} has {int(bad.sum())} non-numeric values "
+                        f"(first at data row {first + 1}: {str(text.iloc[first])[:20]!r}); clean them or list the column in data.categorical"
+                    )
+            if n_levels > MAX_LEVELS:
+                raise DataError(
+                    f"{where}: categorical column {name!r} has {n_levels} levels (limit {MAX_LEVELS}); "
+                    f"it looks like an identifier: add it to data.exclude or group its levels"
+                )
+            out[name] = text.astype(object)
+            cats.append(name)
+        elif is_text:
+            raise DataError(
+                f"{where}: column {name!r} holds text but is not in data.categorical; add it there or fix the values"
+            )
+        else:
+            out[name] = column.astype("float64")
+    return pd.DataFrame(out, index=frame.index), cats
+
+
+def _integer_columns(frame: pd.DataFrame, names: Sequence[str]) -> tuple[str, ...]:
+    return tuple(
+        n
+        for n in names
+        if pd.api.types.is_integer_dtype(frame[n]) or pd.api.types.is_bool_dtype(frame[n])
+    )
+
+
+def _drop_uninformative(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[DroppedColumn]]:
+    dropped: list[DroppedColumn] = []
+    for name in frame.columns:
+        column = frame[name]
+        if column.isna().all():
+            dropped.append(DroppedColumn(name, "all values missing"))
+        elif column.nunique(dropna=True) <= 1 and not column.isna().any():
+            dropped.append(DroppedColumn(name, "constant"))
+    return frame.drop(columns=[d.name for d in dropped]), dropped
+
+
+def _refuse_infinite(frame: pd.DataFrame, cats: list[str], where: str) -> None:
+    for name in frame.columns:
+        if name in cats:
+            continue
+        values = frame[name].to_numpy()
+        infinite = np.isinf(values)
+        if infinite.any():
+            raise DataError(
+                f"{where}: feature {name!r} has {int(infinite.sum())} infinite values; "
+                f"replace ±inf with a number or leave the cell empty (missing)"
+            )
+
+
+def _refuse_leaks(
+    frame: pd.DataFrame, cats: list[str], y: NDArray[np.int8], where: str, target: str
+) -> None:
+    """A feature that alone separates the classes perfectly is the target under another name."""
+    for name in frame.columns:
+        column = frame[name]
+        known = column.notna().to_numpy()
+        if known.mean() < 0.9:
+            continue
+        yk = y[known]
+        if yk.min() == yk.max():
+            continue
+        if name in cats:
+            levels = column[known].to_numpy()
+            purity = pd.crosstab(levels, yk)
+            pure = bool(((purity > 0).sum(axis=1) == 1).all())
+            leak = pure and purity.shape[0] <= max(2, known.sum() // 20)
+        else:
+            xk = column.to_numpy()[known]
+            bad, good = xk[yk == 1], xk[yk == 0]
+            leak = bool(bad.min() > good.max() or bad.max() < good.min())
+        if leak:
+            raise DataError(
+                f"{where}: feature {name!r} separates {target!r} perfectly on its own, so it is the "
+                f"target under another name (a leak); add it to data.exclude"
+            )
+
+
+def _digest(frame: pd.DataFrame) -> str:
+    """Content hash of what was read (PII never read), stable across file formats."""
+    hasher = hashlib.sha256()
+    hasher.update("\x1f".join(map(str, frame.columns)).encode())
+    hasher.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return hasher.hexdigest()[:16]

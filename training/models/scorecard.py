@@ -1,0 +1,188 @@
+"""The WOE scorecard: optbinning's monotonic bins, logistic regression on WOE, points.
+
+A scorecard is the model a credit reviewer can read line by line: each characteristic
+falls in a bin, each bin is worth points, the points add up to the score. The bins come
+from optbinning's `BinningProcess`; the exported tables are applied with numpy, which is
+also what the served model does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+from optbinning import BinningProcess
+from sklearn.linear_model import LogisticRegression
+
+from training.data import Dataset
+from training.models.policy import ScoreScale
+
+__all__ = ["Characteristic", "ScorecardFit", "fit_scorecard", "points_table", "woe_matrix"]
+
+#: The scorecard's logistic regression takes only these keys from `model.params`.
+LOGISTIC_KEYS = ("C", "penalty", "max_iter", "class_weight", "solver", "tol")
+
+
+@dataclass(frozen=True)
+class Characteristic:
+    """One binned variable: numeric bins by edges (left-closed), categorical by groups."""
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    coefficient: float
+    woe: tuple[float, ...]
+    missing_woe: float
+    edges: tuple[float, ...] = ()
+    groups: tuple[tuple[str, ...], ...] = ()
+
+    def labels(self) -> list[str]:
+        if self.kind == "categorical":
+            return [", ".join(g) for g in self.groups]
+        bounds = [-np.inf, *self.edges, np.inf]
+        return [f"[{lo:.6g}, {hi:.6g})" for lo, hi in pairwise(bounds)]
+
+    def transform(self, column: pd.Series) -> NDArray[np.float64]:
+        woe = np.asarray(self.woe, dtype=np.float64)
+        if self.kind == "numeric":
+            x = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            out = woe[np.digitize(x, np.asarray(self.edges, dtype=np.float64))]
+            out[np.isnan(x)] = self.missing_woe
+            return out
+        lookup = {level: woe[i] for i, group in enumerate(self.groups) for level in group}
+        values = column.astype(object)
+        mapped = values.map(
+            lambda v: self.missing_woe if v is None or v != v else lookup.get(str(v), 0.0)
+        )
+        return mapped.to_numpy(dtype=np.float64)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "coefficient": self.coefficient,
+            "woe": list(self.woe),
+            "missing_woe": self.missing_woe,
+        }
+        if self.kind == "numeric":
+            out["edges"] = list(self.edges)
+        else:
+            out["groups"] = [list(g) for g in self.groups]
+        return out
+
+
+@dataclass(frozen=True)
+class ScorecardFit:
+    characteristics: tuple[Characteristic, ...]
+    intercept: float
+    valid_raw: NDArray[np.float64]
+
+
+def _trend(direction: int | None) -> str:
+    # model.monotone +1 means risk rises with the feature: the event rate ascends.
+    return {1: "ascending", -1: "descending"}.get(direction or 0, "auto_asc_desc")
+
+
+def fit_scorecard(
+    train: Dataset,
+    valid: Dataset,
+    *,
+    params: Mapping[str, Any],
+    monotone: Mapping[str, int],
+    seed: int,
+) -> ScorecardFit:
+    names = list(train.feature_names)
+    process = BinningProcess(
+        names,
+        categorical_variables=list(train.categorical) or None,
+        binning_fit_params={
+            n: {"monotonic_trend": _trend(monotone.get(n))}
+            for n in names
+            if n not in train.categorical
+        },
+    )
+    process.fit(train.features, train.target)
+    woe_train = process.transform(train.features, metric="woe", metric_missing="empirical")
+    regression = LogisticRegression(
+        **{
+            "max_iter": 1000,
+            "random_state": seed,
+            **{k: v for k, v in params.items() if k in LOGISTIC_KEYS},
+        }
+    ).fit(np.asarray(woe_train, dtype=np.float64), train.target)
+
+    characteristics = []
+    for j, name in enumerate(names):
+        binned = process.get_binned_variable(name)
+        table = binned.binning_table.build()
+        bins = table.drop(index="Totals", errors="ignore")
+        regular = bins[~bins["Bin"].isin(["Special", "Missing"])]
+        missing_row = bins[bins["Bin"] == "Missing"]
+        missing_woe = (
+            float(missing_row["WoE"].iloc[0])
+            if len(missing_row) and missing_row["Count"].iloc[0] > 0
+            else 0.0
+        )
+        woe = tuple(float(v) for v in regular["WoE"])
+        if name in train.categorical:
+            groups = tuple(tuple(str(v) for v in split) for split in binned.splits)
+            characteristics.append(
+                Characteristic(
+                    name,
+                    "categorical",
+                    float(regression.coef_[0, j]),
+                    woe,
+                    missing_woe,
+                    groups=groups,
+                )
+            )
+        else:
+            edges = tuple(float(v) for v in binned.splits)
+            characteristics.append(
+                Characteristic(
+                    name, "numeric", float(regression.coef_[0, j]), woe, missing_woe, edges=edges
+                )
+            )
+    fit = ScorecardFit(tuple(characteristics), float(regression.intercept_[0]), np.empty(0))
+    return ScorecardFit(fit.characteristics, fit.intercept, scorecard_raw(fit, valid.features))
+
+
+def woe_matrix(
+    frame: pd.DataFrame, characteristics: Sequence[Characteristic]
+) -> NDArray[np.float64]:
+    return np.column_stack([c.transform(frame[c.name]) for c in characteristics])
+
+
+def scorecard_raw(fit: ScorecardFit, frame: pd.DataFrame) -> NDArray[np.float64]:
+    """Uncalibrated probability of the positive class from the exported tables."""
+    coef = np.array([c.coefficient for c in fit.characteristics])
+    logit = fit.intercept + woe_matrix(frame, fit.characteristics) @ coef
+    return 1.0 / (1.0 + np.exp(-logit))
+
+
+def points_table(
+    characteristics: Sequence[Characteristic], intercept: float, scale: ScoreScale
+) -> pd.DataFrame:
+    """Points per bin; one bin per characteristic summed gives the (uncalibrated) score.
+
+    score = offset + factor * ln(odds good) = offset - factor * (b0 + sum b_i * woe_i), so
+    each bin is worth -factor * b_i * woe + (offset - factor * b0) / m, m characteristics.
+    """
+    share = (scale.offset - scale.factor * intercept) / max(1, len(characteristics))
+    rows = []
+    for c in characteristics:
+        for label, woe in [*zip(c.labels(), c.woe, strict=True), ("Missing", c.missing_woe)]:
+            rows.append(
+                {
+                    "characteristic": c.name,
+                    "bin": label,
+                    "woe": round(woe, 6),
+                    "coefficient": round(c.coefficient, 6),
+                    "points": round(-scale.factor * c.coefficient * woe + share, 2),
+                }
+            )
+    return pd.DataFrame(rows)

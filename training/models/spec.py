@@ -1,0 +1,165 @@
+"""ModelSpec: everything the served model needs, as text and numbers, and how it is fitted.
+
+A ModelSpec is what gets logged: LightGBM's native text model or the scorecard's tables,
+the calibration map, the score scaling and the decision rule. `state()` is the JSON the
+served model (`registry/scoring_model.py`) reads; `predict` here computes the same thing
+in-process so the job can measure the model it is about to register.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from training.models.calibration import Calibration, fit_calibration
+from training.models.encoding import FeatureSpec, encode, feature_specs
+from training.models.policy import DecisionRule, ScoreScale, choose_threshold, decision_labels
+from training.models.scorecard import Characteristic, ScorecardFit
+from training.split import Splits
+
+__all__ = ["STATE_FORMAT", "ModelSpec", "fit_model"]
+
+#: Bumped whenever the state JSON changes shape; the served model checks it.
+STATE_FORMAT = "creditgov-scoring/1"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    task: str
+    model_type: Literal["lightgbm", "scorecard"]
+    features: tuple[FeatureSpec, ...]
+    calibration: Calibration
+    score: ScoreScale
+    decision: DecisionRule
+    params: Mapping[str, Any]
+    best_iteration: int | None = None
+    model_text: str | None = None
+    characteristics: tuple[Characteristic, ...] = ()
+    intercept: float = 0.0
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def raw_probability(self, frame: pd.DataFrame) -> NDArray[np.float64]:
+        if self.model_type == "lightgbm":
+            from training.models.lightgbm import raw_predict
+
+            assert self.model_text is not None
+            return raw_predict(self.model_text, encode(frame, self.features))
+        from training.models.scorecard import scorecard_raw
+
+        return scorecard_raw(ScorecardFit(self.characteristics, self.intercept, np.empty(0)), frame)
+
+    def probability(self, frame: pd.DataFrame) -> NDArray[np.float64]:
+        return self.calibration.apply(self.raw_probability(frame))
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        p = self.probability(frame)
+        below, above = self.decision.labels
+        return pd.DataFrame(
+            {
+                "probability": p,
+                "score": np.round(self.score.points(p), 2),
+                "decision": np.where(p >= self.decision.threshold, above, below),
+            }
+        )
+
+    def state(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "format": STATE_FORMAT,
+            "task": self.task,
+            "model_type": self.model_type,
+            "features": [f.to_json() for f in self.features],
+            "calibration": self.calibration.to_json(),
+            "score": self.score.to_json(),
+            "decision": self.decision.to_json(),
+            "best_iteration": self.best_iteration,
+        }
+        if self.model_type == "scorecard":
+            out["scorecard"] = {
+                "intercept": self.intercept,
+                "characteristics": [c.to_json() for c in self.characteristics],
+            }
+        return out
+
+
+def fit_model(
+    splits: Splits,
+    *,
+    task: str,
+    model_type: Literal["lightgbm", "scorecard"],
+    params: Mapping[str, Any],
+    monotone: Mapping[str, int],
+    calibration: Literal["none", "isotonic", "sigmoid"],
+    score: ScoreScale,
+    decision_rule: Literal["threshold", "approval_rate", "cost"],
+    threshold: float = 0.5,
+    approval_rate: float | None = None,
+    cost_false_negative: float | None = None,
+    cost_false_positive: float | None = None,
+    seed: int = 0,
+    callbacks: Sequence[Callable[[Any], None]] = (),
+) -> ModelSpec:
+    """Fit the base model on train, then calibration and the decision cut-off on valid."""
+    train, valid = splits.train, splits.valid
+    specs = feature_specs(train.features, train.categorical, train.integer)
+    best_iteration: int | None = None
+    model_text: str | None = None
+    characteristics: tuple[Characteristic, ...] = ()
+    intercept = 0.0
+    if model_type == "lightgbm":
+        from training.models.lightgbm import fit_lightgbm, lightgbm_params, training_rounds
+
+        rounds, patience = training_rounds(params)
+        fitted = fit_lightgbm(
+            train,
+            valid,
+            specs=specs,
+            params=lightgbm_params(params, specs=specs, monotone=monotone, seed=seed),
+            num_boost_round=rounds,
+            early_stopping_rounds=patience,
+            callbacks=callbacks,
+        )
+        valid_raw, model_text, best_iteration = (
+            fitted.valid_raw,
+            fitted.model_text,
+            fitted.best_iteration,
+        )
+        used_params: Mapping[str, Any] = fitted.params
+    else:
+        from training.models.scorecard import fit_scorecard
+
+        card = fit_scorecard(train, valid, params=params, monotone=monotone, seed=seed)
+        valid_raw, characteristics, intercept = card.valid_raw, card.characteristics, card.intercept
+        used_params = dict(params)
+
+    calibrator = fit_calibration(calibration, valid_raw, valid.target)
+    p_valid = calibrator.apply(valid_raw)
+    cut = choose_threshold(
+        decision_rule,
+        p_valid,
+        valid.target,
+        threshold=threshold,
+        approval_rate=approval_rate,
+        cost_false_negative=cost_false_negative,
+        cost_false_positive=cost_false_positive,
+    )
+    return ModelSpec(
+        task=task,
+        model_type=model_type,
+        features=specs,
+        calibration=calibrator,
+        score=score,
+        decision=DecisionRule(threshold=cut, rule=decision_rule, labels=decision_labels(task)),
+        params=used_params,
+        best_iteration=best_iteration,
+        model_text=model_text,
+        characteristics=characteristics,
+        intercept=intercept,
+    )
