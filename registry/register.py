@@ -31,6 +31,32 @@ __all__ = [
 ]
 
 MODEL_FILE = Path(__file__).with_name("scoring_model.py")
+#: MLflow warnings that do not apply to this model: its signature is explicit.
+NOISE = (
+    "type hints to the `predict` method",
+    "Inferred schema contains integer column",  # integer features are typed long on purpose
+)
+
+
+def quiet_mlflow_advice() -> None:
+    """Drop MLflow's type-hint advice from the warning stream.
+
+    MLflow forces that warning on with its own `simplefilter("once")`, which outranks any
+    filter of ours, so it is dropped where warnings are shown instead.
+    """
+    shown = warnings.showwarning
+    if getattr(shown, "_creditgov_quiet", False):
+        return
+
+    def showwarning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+        if any(text in str(message) for text in NOISE):
+            return
+        shown(message, category, filename, lineno, file, line)
+
+    showwarning._creditgov_quiet = True  # type: ignore[attr-defined]
+    warnings.showwarning = showwarning
+
+
 OUTPUT_COLUMNS = (("probability", "double"), ("score", "double"), ("decision", "string"))
 
 
@@ -62,6 +88,7 @@ def log_scoring_model(
     input_example: pd.DataFrame,
 ) -> LoggedModel:
     """Log the served model under the active run; returns its URI."""
+    quiet_mlflow_advice()
     with tempfile.TemporaryDirectory(prefix="creditgov-model-") as tmp:
         folder = Path(tmp)
         (folder / "state.json").write_text(

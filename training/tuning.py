@@ -203,13 +203,8 @@ def tune(
             hook(record, best)
 
     if remaining:
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            timeout=timeout_s,
-            callbacks=[after],
-            catch=(ValueError, ArithmeticError),
-        )
+        # No `catch`: a trial that raises is a bug or bad data, and the job should say so.
+        study.optimize(objective, n_trials=remaining, timeout=timeout_s, callbacks=[after])
     best_params: dict[str, Any] = {}
     best_value = _best_value(study)
     if best_value is not None:

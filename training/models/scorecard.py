@@ -119,14 +119,10 @@ def fit_scorecard(
     for j, name in enumerate(names):
         binned = process.get_binned_variable(name)
         table = binned.binning_table.build()
-        bins = table.drop(index="Totals", errors="ignore")
-        regular = bins[~bins["Bin"].isin(["Special", "Missing"])]
-        missing_row = bins[bins["Bin"] == "Missing"]
-        missing_woe = (
-            float(missing_row["WoE"].iloc[0])
-            if len(missing_row) and missing_row["Count"].iloc[0] > 0
-            else 0.0
-        )
+        # Rows: the regular bins, then "Special", "Missing" and "Totals" (optbinning's layout;
+        # the Bin column holds arrays for categorical bins, so go by position).
+        regular, missing_row = table.iloc[:-3], table.iloc[-2]
+        missing_woe = float(missing_row["WoE"]) if missing_row["Count"] > 0 else 0.0
         woe = tuple(float(v) for v in regular["WoE"])
         if name in train.categorical:
             groups = tuple(tuple(str(v) for v in split) for split in binned.splits)
