@@ -48,7 +48,7 @@ def quiet_mlflow_advice() -> None:
     if getattr(shown, "_creditgov_quiet", False):
         return
 
-    def showwarning(message, category, filename, lineno, file=None, line=None):  # type: ignore[no-untyped-def]
+    def showwarning(message, category, filename, lineno, file=None, line=None):
         if any(text in str(message) for text in NOISE):
             return
         shown(message, category, filename, lineno, file, line)
