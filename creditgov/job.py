@@ -355,4 +355,4 @@ def _log_dataset(mlflow: Any, splits: Splits, config: JobConfig) -> None:
             name=Path(config.data.source).name,
             digest=train.digest,
         )
-    mlflow.log_input(dataset, context="training")
+        mlflow.log_input(dataset, context="training")

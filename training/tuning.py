@@ -9,6 +9,7 @@ study there survives a crash and `--resume` carries on from its finished trials.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -85,12 +86,14 @@ def _suggest(trial: optuna.Trial, name: str, spec: Mapping[str, Any]) -> Any:
 def _storage(url: str | None) -> optuna.storages.BaseStorage | None:
     if url is None:
         return None
-    return optuna.storages.RDBStorage(
-        url,
-        heartbeat_interval=HEARTBEAT_S,
-        grace_period=GRACE_S,
-        failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
-    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RDBStorage(
+            url,
+            heartbeat_interval=HEARTBEAT_S,
+            grace_period=GRACE_S,
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
+        )
 
 
 def open_study(

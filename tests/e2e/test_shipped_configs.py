@@ -1,0 +1,197 @@
+"""The three shipped configs, end to end: real MLflow, LightGBM, Optuna and optbinning."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from creditgov.job import run
+from training.models.calibration import Calibration
+from training.models.encoding import FeatureSpec, encode
+from training.models.lightgbm import raw_predict
+
+LOAD_WITHOUT_CREDITGOV = r"""
+import importlib.abc, os, sys
+class Refuse(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in {"creditgov", "training", "evaluation", "registry"}:
+            raise ImportError("the served model must not import " + name)
+sys.meta_path.insert(0, Refuse())
+os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
+import mlflow, pandas as pd
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model(sys.argv[2])
+rows = pd.read_parquet(sys.argv[3])
+model.predict(rows).to_parquet(sys.argv[4])
+"""
+
+
+def _artifact_files(client: MlflowClient, run_id: str, path: str = "") -> list[str]:
+    out = []
+    for item in client.list_artifacts(run_id, path):
+        out.extend(_artifact_files(client, run_id, item.path) if item.is_dir else [item.path])
+    return out
+
+
+def test_credit_lightgbm_job_trains_tunes_logs_and_registers(
+    shipped_config, tmp_path: Path, data_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    config = shipped_config("credit_scoring.yaml", "tuning.n_trials=3")
+    result = run(config)
+    client = MlflowClient(config.tracking.uri)
+
+    assert (result.model_name, result.model_version) == ("credit-pd", "1")
+    parent = client.get_run(result.run_id)
+    assert parent.info.status == "FINISHED"
+    assert parent.data.params["split.method"] == "out_of_time"
+    assert parent.data.params["lib.lightgbm"] == __import__("lightgbm").__version__
+    assert parent.data.tags["creditgov.trainer"]
+    assert parent.data.metrics["split_test_rows"] == result.splits[2].rows
+    assert 0.7 < parent.data.metrics["test_auc"] == pytest.approx(result.metrics["test"]["auc"])
+    assert parent.data.metrics["valid_approval_rate"] == pytest.approx(0.85, abs=0.04)
+    inputs = parent.inputs.dataset_inputs
+    assert (
+        len(inputs) == 1 and inputs[0].dataset.digest == parent.data.tags["creditgov.data_digest"]
+    )
+
+    children = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert len(children) == 3 == result.n_trials
+    assert all("num_leaves" in c.data.params for c in children)
+
+    version = client.get_model_version("credit-pd", "1")
+    for key in ("run_id", "config_sha256", "data_digest", "git_commit", "trainer"):
+        assert version.tags[key], key
+    assert version.tags["validation_status"] == "pending"
+    assert version.tags["run_id"] == result.run_id
+
+    files = _artifact_files(client, result.run_id)
+    assert "config/resolved_config.json" in files and "data/splits.json" in files
+    local = mlflow.artifacts.download_artifacts(
+        "models:/credit-pd/1", dst_path=str(tmp_path / "m"), tracking_uri=config.tracking.uri
+    )
+    model_files = [p.relative_to(local).as_posix() for p in Path(local).rglob("*") if p.is_file()]
+    assert not [
+        f for f in model_files if f.endswith((".pkl", ".pickle", ".joblib", ".cloudpickle"))
+    ], model_files
+    assert any(f.endswith("model.txt") for f in model_files) and any(
+        f.endswith("state.json") for f in model_files
+    )
+
+    # A fresh process that cannot import creditgov loads the registered model and scores.
+    rows = pd.read_parquet(data_dir / "credit.parquet").tail(300)
+    rows.to_parquet(tmp_path / "rows.parquet")
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            LOAD_WITHOUT_CREDITGOV,
+            config.tracking.uri,
+            "models:/credit-pd/1",
+            str(tmp_path / "rows.parquet"),
+            str(tmp_path / "out.parquet"),
+        ],
+        check=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        timeout=180,
+    )
+    served = pd.read_parquet(tmp_path / "out.parquet")
+    assert list(served.columns) == ["probability", "score", "decision"]
+
+    # The same numbers from the training-side code path (a separate implementation).
+    state = json.loads(next(Path(local).rglob("state.json")).read_text())
+    text = next(Path(local).rglob("model.txt")).read_text()
+    specs = [
+        FeatureSpec(f["name"], f["kind"], tuple(f.get("levels", ())), f["dtype"])
+        for f in state["features"]
+    ]
+    cal = state["calibration"]
+    calibration = Calibration("isotonic", tuple(cal["x"]), tuple(cal["y"]))
+    expected = calibration.apply(raw_predict(text, encode(rows, specs)))
+    np.testing.assert_allclose(served["probability"].to_numpy(), expected, rtol=0, atol=1e-12)
+    threshold = state["decision"]["threshold"]
+    assert (served["decision"] == np.where(expected >= threshold, "decline", "approve")).all()
+    assert served["score"].nunique() > 10
+    order = np.argsort(expected)
+    assert np.all(np.diff(served["score"].to_numpy()[order]) <= 0.01), "higher PD, lower score"
+
+
+def test_same_config_and_data_give_the_same_model(shipped_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = run(shipped_config("credit_scoring.yaml", "tuning.n_trials=2"))
+    second = run(shipped_config("credit_scoring.yaml", "tuning.n_trials=2"))
+    assert second.model_version == "2"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    texts = [
+        Path(
+            mlflow.artifacts.download_artifacts(
+                f"models:/credit-pd/{v}", dst_path=str(tmp_path / v), tracking_uri=uri
+            )
+        )
+        for v in ("1", "2")
+    ]
+    model_a = next(texts[0].rglob("model.txt")).read_text()
+    model_b = next(texts[1].rglob("model.txt")).read_text()
+    assert model_a == model_b
+    assert (
+        next(texts[0].rglob("state.json")).read_text()
+        == next(texts[1].rglob("state.json")).read_text()
+    )
+    assert first.metrics == second.metrics
+    assert first.best_params == second.best_params
+
+
+def test_scorecard_job_logs_a_points_table(shipped_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = shipped_config("credit_scorecard.yaml", "tuning.n_trials=2")
+    result = run(config)
+    client = MlflowClient(config.tracking.uri)
+    path = client.download_artifacts(result.run_id, "scorecard/points_table.csv", str(tmp_path))
+    table = pd.read_csv(path)
+    assert set(table.columns) == {"characteristic", "bin", "woe", "coefficient", "points"}
+    assert set(table.characteristic) >= {"bureau_score", "debt_to_income"}
+    assert result.metrics["test"]["auc"] > 0.7
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    assert set(model.predict(pd.DataFrame(model.input_example)).decision) <= {"approve", "decline"}
+
+
+def test_fraud_job_uses_a_cost_threshold_and_fraud_labels(shipped_config, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    config = shipped_config("fraud_detection.yaml", "tuning.n_trials=2")
+    result = run(config)
+    assert result.model_name == "card-fraud"
+    assert result.metrics["test"]["auc"] > 0.85
+    rows = pd.read_parquet(data_dir / "transactions.parquet").head(2000)
+    scored = mlflow.pyfunc.load_model(result.model_uri).predict(rows)
+    assert set(scored.decision) <= {"allow", "review"}
+    assert (
+        "card_id"
+        not in mlflow.pyfunc.load_model(result.model_uri).metadata.get_input_schema().input_names()
+    )
+    # Flagging costs 1, missing a fraud 50: the cut must sit well below 50%.
+    assert 0 < result.threshold < 0.5
+
+
+def test_a_failure_inside_the_run_ends_it_failed_and_registers_nothing(
+    shipped_config, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import registry.register
+
+    def broken(**_: object) -> None:
+        raise RuntimeError("artifact store unavailable")
+
+    monkeypatch.setattr(registry.register, "log_scoring_model", broken)
+    config = shipped_config("credit_scoring.yaml", "tuning.n_trials=0")
+    with pytest.raises(RuntimeError, match="artifact store unavailable"):
+        run(config)
+    client = MlflowClient(config.tracking.uri)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert [r.info.status for r in runs] == ["FAILED"]
+    assert client.search_registered_models() == []

@@ -1,0 +1,204 @@
+"""The fitted pieces, pinned against scikit-learn, optbinning and hand-worked numbers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import roc_auc_score
+
+from tests.training.helpers import credit_splits
+from training.models.calibration import PD_FLOOR, fit_calibration
+from training.models.encoding import FeatureSpec, encode, feature_specs
+from training.models.policy import ScoreScale, choose_threshold
+from training.models.scorecard import fit_scorecard, points_table, woe_matrix
+from training.models.spec import fit_model
+
+MONOTONE = {"bureau_score": -1, "debt_to_income": 1}
+
+
+def test_score_scale_matches_its_definition_by_hand() -> None:
+    scale = ScoreScale(base_score=600, base_odds=50, pdo=20)
+    # Odds of good 50:1 -> p(bad) = 1/51 scores exactly the base score.
+    assert scale.points(np.array([1 / 51]))[0] == pytest.approx(600.0)
+    # Doubling the odds of good (100:1) adds pdo points.
+    assert scale.points(np.array([1 / 101]))[0] == pytest.approx(620.0)
+    assert scale.factor == pytest.approx(20 / math.log(2))
+
+
+def test_encoding_maps_unseen_and_missing_levels_to_nan() -> None:
+    frame = pd.DataFrame({"c": ["b", "a", None, "a"], "x": [1.0, np.nan, 3.0, 4.0]})
+    specs = feature_specs(frame, ["c"])
+    assert specs[0] == FeatureSpec("c", "categorical", ("a", "b"), dtype="string")
+    x = encode(pd.DataFrame({"c": ["a", "zzz", None], "x": [1, 2, None]}), specs)
+    assert x[0, 0] == 0.0 and np.isnan(x[1, 0]) and np.isnan(x[2, 0])
+    assert np.isnan(x[2, 1]) and x[1, 1] == 2.0
+
+
+def test_isotonic_calibration_matches_sklearn() -> None:
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(size=2000)
+    y = (rng.uniform(size=2000) < raw**2).astype(np.int8)
+    cal = fit_calibration("isotonic", raw, y)
+    expected = IsotonicRegression(out_of_bounds="clip", y_min=PD_FLOOR, y_max=1 - PD_FLOOR).fit(
+        raw, y
+    )
+    grid = np.linspace(-0.1, 1.1, 301)
+    np.testing.assert_allclose(cal.apply(grid), expected.predict(grid), atol=1e-12)
+    assert cal.apply(np.array([0.0]))[0] >= PD_FLOOR
+
+
+def test_sigmoid_calibration_recovers_a_known_distortion() -> None:
+    # True p = sigmoid(2 * logit(raw) - 1): Platt scaling should find slope 2, intercept -1.
+    rng = np.random.default_rng(1)
+    raw = rng.uniform(0.01, 0.99, size=200_000)
+    logit = np.log(raw / (1 - raw))
+    y = (rng.uniform(size=raw.size) < 1 / (1 + np.exp(-(2 * logit - 1)))).astype(np.int8)
+    cal = fit_calibration("sigmoid", raw, y)
+    assert cal.slope == pytest.approx(2.0, abs=0.05)
+    assert cal.intercept == pytest.approx(-1.0, abs=0.05)
+
+
+def test_approval_rate_threshold_approves_that_share_of_valid() -> None:
+    p = np.random.default_rng(2).uniform(size=1000)
+    y = np.zeros(1000, dtype=np.int8)
+    cut = choose_threshold("approval_rate", p, y, approval_rate=0.85)
+    assert np.mean(p < cut) == pytest.approx(0.85, abs=1e-3)
+
+
+def test_approval_rate_with_tied_probabilities_takes_the_nearer_block() -> None:
+    p = np.array([0.1] * 50 + [0.2] * 40 + [0.3] * 10)
+    y = np.zeros(100, dtype=np.int8)
+    # 85% sits inside the 0.2 block: approving it gives 90%, declining it 50%; 90% is nearer.
+    cut = choose_threshold("approval_rate", p, y, approval_rate=0.85)
+    assert np.mean(p < cut) == pytest.approx(0.90)
+
+
+def test_cost_threshold_is_the_brute_force_minimum() -> None:
+    rng = np.random.default_rng(3)
+    p = rng.uniform(size=400) ** 3
+    y = (rng.uniform(size=400) < p).astype(np.int8)
+    cut = choose_threshold("cost", p, y, cost_false_negative=20.0, cost_false_positive=1.0)
+
+    def cost(t: float) -> float:
+        flag = p >= t
+        return 20.0 * np.sum(~flag & (y == 1)) + 1.0 * np.sum(flag & (y == 0))
+
+    candidates = [*np.unique(p), 1.1]
+    assert cost(cut) == pytest.approx(min(cost(t) for t in candidates))
+
+
+def test_scorecard_woe_tables_reproduce_optbinning_transform() -> None:
+    from optbinning import BinningProcess
+
+    splits = credit_splits()
+    card = fit_scorecard(splits.train, splits.valid, params={}, monotone=MONOTONE, seed=0)
+    names = [c.name for c in card.characteristics]
+    process = BinningProcess(
+        names,
+        categorical_variables=list(splits.train.categorical),
+        binning_fit_params={
+            n: {
+                "monotonic_trend": {1: "ascending", -1: "descending"}.get(
+                    MONOTONE.get(n, 0), "auto_asc_desc"
+                )
+            }
+            for n in names
+            if n not in splits.train.categorical
+        },
+    ).fit(splits.train.features, splits.train.target)
+    for part in (splits.train, splits.test):
+        ours = woe_matrix(part.features, card.characteristics)
+        theirs = process.transform(part.features, metric="woe", metric_missing="empirical")
+        np.testing.assert_allclose(ours, np.asarray(theirs, dtype=float), atol=1e-9)
+
+
+def test_scorecard_monotone_characteristics_have_monotone_woe() -> None:
+    splits = credit_splits()
+    card = fit_scorecard(splits.train, splits.valid, params={}, monotone=MONOTONE, seed=0)
+    by_name = {c.name: c for c in card.characteristics}
+    # WOE = ln(good share / bad share): risk rising with the feature means WOE falls.
+    assert np.all(np.diff(by_name["debt_to_income"].woe) <= 1e-12)
+    assert np.all(np.diff(by_name["bureau_score"].woe) >= -1e-12)
+
+
+def test_scorecard_points_add_up_to_the_score() -> None:
+    splits = credit_splits()
+    scale = ScoreScale(600, 50, 20)
+    spec = fit_model(
+        splits,
+        task="credit_scoring",
+        model_type="scorecard",
+        params={},
+        monotone=MONOTONE,
+        calibration="none",
+        score=scale,
+        decision_rule="threshold",
+        threshold=0.2,
+    )
+    table = points_table(spec.characteristics, spec.intercept, scale)
+    rows = splits.test.features.head(25)
+    scores = spec.predict(rows)["score"].to_numpy()
+    for i in range(len(rows)):
+        total = 0.0
+        for c in spec.characteristics:
+            woe = c.transform(rows[c.name].iloc[[i]])[0]
+            points = table[
+                (table.characteristic == c.name) & np.isclose(table.woe, round(woe, 6))
+            ].points
+            total += float(points.iloc[0])
+        # Points are rounded to 0.01 per characteristic.
+        assert total == pytest.approx(scores[i], abs=0.01 * len(spec.characteristics) + 0.01)
+
+
+def test_lightgbm_fit_is_deterministic_and_respects_monotone_constraints() -> None:
+    splits = credit_splits()
+    kwargs = dict(
+        task="credit_scoring",
+        model_type="lightgbm",
+        params={"num_boost_round": 80, "num_threads": 2},
+        monotone=MONOTONE,
+        calibration="none",
+        score=ScoreScale(600, 50, 20),
+        decision_rule="threshold",
+        seed=7,
+    )
+    a = fit_model(splits, **kwargs)  # type: ignore[arg-type]
+    b = fit_model(splits, **kwargs)  # type: ignore[arg-type]
+    assert a.model_text == b.model_text
+    np.testing.assert_array_equal(
+        a.probability(splits.test.features), b.probability(splits.test.features)
+    )
+    assert roc_auc_score(splits.test.target, a.probability(splits.test.features)) > 0.7
+
+    base = splits.test.features.head(40)
+    grid = np.linspace(350, 850, 26)
+    curves = np.column_stack([a.probability(base.assign(bureau_score=v)) for v in grid])
+    assert np.all(np.diff(curves, axis=1) <= 1e-12), "risk must not rise with bureau_score (-1)"
+    dti = np.column_stack(
+        [a.probability(base.assign(debt_to_income=v)) for v in np.linspace(0, 1.5, 26)]
+    )
+    assert np.all(np.diff(dti, axis=1) >= -1e-12), "risk must not fall with debt_to_income (+1)"
+
+
+def test_state_document_holds_no_python_objects() -> None:
+    import json
+
+    splits = credit_splits()
+    spec = fit_model(
+        splits,
+        task="credit_scoring",
+        model_type="lightgbm",
+        params={"num_boost_round": 20},
+        monotone={},
+        calibration="isotonic",
+        score=ScoreScale(600, 50, 20),
+        decision_rule="approval_rate",
+        approval_rate=0.8,
+    )
+    text = json.dumps(spec.state())  # raises if anything is not plain JSON
+    assert json.loads(text)["calibration"]["method"] == "isotonic"
+    assert json.loads(text)["decision"]["below"] == "approve"
