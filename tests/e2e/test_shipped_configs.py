@@ -195,3 +195,45 @@ def test_a_failure_inside_the_run_ends_it_failed_and_registers_nothing(
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert [r.info.status for r in runs] == ["FAILED"]
     assert client.search_registered_models() == []
+
+
+def test_mlflow_run_of_the_project_trains_and_registers(data_dir: Path, tmp_path: Path) -> None:
+    """`mlflow run . -e main -P config=… --env-manager local` runs the same job."""
+    import yaml
+
+    repo = Path(__file__).resolve().parents[2]
+    raw = yaml.safe_load((repo / "configs" / "credit_scoring.yaml").read_text())
+    raw["data"]["source"] = str(data_dir / "credit.parquet")
+    raw["tuning"]["n_trials"] = 1
+    config = tmp_path / "job.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    env.pop("MLFLOW_RUN_ID", None)
+    subprocess.run(
+        [
+            str(Path(bin_dir) / "mlflow"),
+            "run",
+            str(repo),
+            "-e",
+            "main",
+            "-P",
+            f"config={config}",
+            "--env-manager",
+            "local",
+            "--experiment-name",
+            "project-run",
+        ],
+        check=True,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=300,
+    )
+    client = MlflowClient(uri)
+    version = client.get_model_version("credit-pd", "1")
+    parent = client.get_run(version.tags["run_id"])
+    assert parent.data.tags["mlflow.project.entryPoint"] == "main"
+    assert parent.info.status == "FINISHED"
+    assert client.get_experiment(parent.info.experiment_id).name == "project-run"
