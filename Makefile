@@ -24,8 +24,6 @@ $(DATA)/transactions.parquet: $(STAMP)
 
 demo: $(DATA)/credit.parquet
 	$(VENV)/bin/creditgov train configs/credit_scoring.yaml --json out/demo.json
-	@echo
-	@echo "Open the MLflow UI:  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .

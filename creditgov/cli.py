@@ -261,9 +261,9 @@ def _print_result(summary: dict[str, Any], tracking_uri: str) -> None:
         f"registered [bold]{summary['model_uri']}[/] with validation_status={summary['validation_status']}"
     )
     if tracking_uri.startswith("sqlite:"):
-        console.print(
-            f"Open the MLflow UI: mlflow ui --backend-store-uri {tracking_uri}", highlight=False
-        )
+        ui = Path(sys.executable).with_name("mlflow")
+        command = ui if ui.exists() else "mlflow"
+        console.print(f"Open the MLflow UI: {command} ui --backend-store-uri {tracking_uri}", highlight=False)
 
 
 def main() -> None:
