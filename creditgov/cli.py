@@ -172,6 +172,125 @@ def train(
     _print_result(summary, result.tracking_uri)
 
 
+@app.command()
+def evaluate(
+    model: Annotated[str, typer.Option(help="models:/NAME/VERSION or models:/NAME@ALIAS")],
+    data: Annotated[Path, typer.Option(help="new labelled data, .csv or .parquet")],
+    json_path: Annotated[Path | None, typer.Option("--json", help="write the summary here")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="write report.html, evidence.json, model_card.md here")
+    ] = None,
+) -> None:
+    """Re-test a registered model on new labelled data: the same evidence as `train`."""
+    from creditgov.checks import retest
+    from registry.artifacts import ModelNotFound
+
+    try:
+        with console.status("Scoring, explaining and testing the batch"):
+            outcome = retest(model, data, report_dir=report)
+    except (*_bad_input_types(), ModelNotFound) as err:
+        raise _fail(str(err), EXIT_BAD_INPUT) from None
+    summary = outcome.summary()
+    _write_json(json_path, summary)
+    _print_metrics(summary["metrics"])
+    _print_gates(summary["gates"], summary["validation_status"])
+    for kind, path in outcome.reports.items():
+        console.print(f"{kind}: {path}")
+
+
+@app.command()
+def drift(
+    model: Annotated[str, typer.Option(help="models:/NAME/VERSION or models:/NAME@ALIAS")],
+    data: Annotated[Path, typer.Option(help="a new batch, .csv or .parquet; no labels needed")],
+    json_path: Annotated[Path | None, typer.Option("--json", help="write the result here")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="write drift.html and drift.json here")
+    ] = None,
+    fail_on_drift: Annotated[
+        bool,
+        typer.Option("--fail-on-drift", help="exit 4 when any feature's PSI is over the threshold"),
+    ] = False,
+) -> None:
+    """Compare a new batch with the population the model was trained on (PSI, KS, new levels)."""
+    from creditgov.checks import check_drift
+    from registry.artifacts import ModelNotFound
+
+    try:
+        with console.status("Comparing the batch with the training population"):
+            outcome = check_drift(model, data, report_dir=report)
+    except (*_bad_input_types(), ModelNotFound) as err:
+        raise _fail(str(err), EXIT_BAD_INPUT) from None
+    result = outcome.result
+    _write_json(json_path, outcome.summary())
+    table = Table(
+        title=f"Drift of {data.name} against models:/{outcome.model_name}/{outcome.model_version}",
+        title_justify="left",
+    )
+    for column in ("feature", "psi", "ks", "missing ref → new", "new levels", ""):
+        table.add_column(
+            column, justify="left" if column in {"feature", "new levels", ""} else "right"
+        )
+    for row in result.table().sort_values("psi", ascending=False).itertuples(index=False):
+        ks = "" if row.ks is None or row.ks != row.ks else f"{row.ks:.3f}"
+        flag = "[red]drift[/]" if row.drifted else ("[yellow]moderate[/]" if row.psi > 0.1 else "")
+        table.add_row(
+            str(row.feature),
+            f"{row.psi:.4f}",
+            ks,
+            f"{row.missing_ref:.1%} → {row.missing_new:.1%}",
+            str(row.new_levels or ""),
+            flag,
+        )
+    console.print(table)
+    score = "" if result.score_psi is None else f"; score PSI {result.score_psi:.4f}"
+    console.print(f"Max feature PSI {result.psi_max:.4f} (threshold {result.threshold:g}){score}.")
+    for kind, path in outcome.reports.items():
+        console.print(f"{kind}: {path}")
+    if result.drifted:
+        console.print(f"[bold red]Drifted:[/] {', '.join(result.drifted)}")
+        if fail_on_drift:
+            raise typer.Exit(EXIT_BREACH)
+
+
+@app.command("report")
+def report_(
+    name: Annotated[str, typer.Argument(help="registered model name")],
+    version: Annotated[str, typer.Argument(help="model version")],
+    out: Annotated[Path, typer.Option(help="folder to write the report files into")] = Path(
+        "report"
+    ),
+) -> None:
+    """Fetch a version's reviewer files: report.html, evidence.json, model_card.md."""
+    from creditgov.checks import fetch_reports
+    from registry.artifacts import ModelNotFound
+
+    try:
+        files = fetch_reports(name, version, out)
+    except ModelNotFound as err:
+        raise _fail(str(err), EXIT_BAD_INPUT) from None
+    for path in files:
+        console.print(str(path))
+
+
+def _write_json(path: Path | None, document: dict[str, Any]) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2, default=str), encoding="utf-8")
+
+
+def _print_gates(gates: list[dict[str, Any]], status: str) -> None:
+    if not gates:
+        return
+    table = Table(title=f"Gates: validation {status}", title_justify="left")
+    for column in ("metric", "split", "value", "rule", "result"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for g in gates:
+        value = "missing" if g["value"] is None else f"{g['value']:.4f}"
+        verdict = "[green]pass[/]" if g["passed"] else "[bold red]FAIL[/]"
+        table.add_row(g["metric"], g["split"], value, f"{g['op']} {g['threshold']:g}", verdict)
+    console.print(table)
+
+
 # ----------------------------------------------------------------------------- display
 
 
@@ -236,16 +355,25 @@ def _print_splits(summaries: Any) -> None:
     console.print(table)
 
 
-def _print_result(summary: dict[str, Any], tracking_uri: str) -> None:
-    _print_splits(summary["splits"])
-    shown = ("auc", "gini", "ks", "brier", "log_loss", "ece", "approval_rate", "bad_rate_approved")
+def _print_metrics(metrics: dict[str, dict[str, float]]) -> None:
+    shown = {
+        "auc": "AUC", "gini": "Gini", "ks": "KS", "brier": "Brier", "approval_rate": "Approve",
+        "psi_max": "PSI", "selection_rate_ratio": "SRR",
+    }  # fmt: skip
     table = Table(title="Metrics", title_justify="left")
     table.add_column("split")
-    for name in shown:
-        table.add_column(name, justify="right")
-    for split, values in summary["metrics"].items():
-        table.add_row(split, *(f"{values.get(n, float('nan')):.4f}" for n in shown))
+    for label in shown.values():
+        table.add_column(label, justify="right")
+    for split, values in metrics.items():
+        cells = [values.get(n) for n in shown]
+        table.add_row(split, *("" if v is None or v != v else f"{v:.3f}" for v in cells))
     console.print(table)
+
+
+def _print_result(summary: dict[str, Any], tracking_uri: str) -> None:
+    _print_splits(summary["splits"])
+    _print_metrics(summary["metrics"])
+    _print_gates(summary["gates"], summary["validation_status"])
     if summary["best_params"]:
         params = ", ".join(
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
@@ -263,7 +391,9 @@ def _print_result(summary: dict[str, Any], tracking_uri: str) -> None:
     if tracking_uri.startswith("sqlite:"):
         ui = Path(sys.executable).with_name("mlflow")
         command = ui if ui.exists() else "mlflow"
-        console.print(f"Open the MLflow UI: {command} ui --backend-store-uri {tracking_uri}", highlight=False)
+        console.print(
+            f"Open the MLflow UI: {command} ui --backend-store-uri {tracking_uri}", highlight=False
+        )
 
 
 def main() -> None:

@@ -342,7 +342,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> JobConfig:
             f"{path}: the top level must be a mapping of keys, not {type(raw).__name__}"
         )
     for item in overrides:
-        _apply_override(raw, item)
+        _apply_override(raw, item, path)
     return validate_config(raw, path)
 
 
@@ -361,11 +361,11 @@ def validate_config(raw: Mapping[str, Any], path: Path) -> JobConfig:
     return config
 
 
-def _apply_override(raw: dict[str, Any], item: str) -> None:
+def _apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
     key, sep, text = item.partition("=")
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set tuning.n_trials=5")
+        raise ConfigError(f"{path}: --set {item!r}: write KEY=VALUE, e.g. --set tuning.n_trials=5")
     try:
         value = yaml.safe_load(text) if text.strip() else None
     except yaml.YAMLError:
@@ -378,7 +378,7 @@ def _apply_override(raw: dict[str, Any], item: str) -> None:
             fields = model.model_fields
             if part not in fields:
                 raise ConfigError(
-                    f"--set {key}: {'.'.join(parts[: depth + 1])} is not a config key"
+                    f"{path}: --set {key}: {'.'.join(parts[: depth + 1])} is not a config key"
                     f"{_did_you_mean(part, fields)}"
                 )
             model = _submodel(fields[part].annotation)
@@ -407,7 +407,7 @@ def _describe(err: ValidationError, path: Path, raw: Mapping[str, Any]) -> str:
     """One line for the first problem: file, dotted key, what is wrong and what to do."""
     first = err.errors()[0]
     loc = [str(p) for p in first["loc"]]
-    key = ".".join(loc) or "(top level)"
+    key = ".".join(loc)
     kind = first["type"]
     if kind == "extra_forbidden":
         parent_model = _model_at(loc[:-1])
@@ -425,7 +425,8 @@ def _describe(err: ValidationError, path: Path, raw: Mapping[str, Any]) -> str:
         if isinstance(given, dict | list) or kind.startswith("value_error")
         else f" (got {given!r})"
     )
-    return f"{path}: {key}: {message}{shown}"
+    # A rule across sections (loc empty) names its keys in the message itself.
+    return f"{path}: {key + ': ' if key else ''}{message}{shown}"
 
 
 def _model_at(loc: Sequence[str]) -> type[BaseModel] | None:

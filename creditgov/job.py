@@ -8,6 +8,7 @@ FAILED (KILLED on interrupt) and removes a half-made model version.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping
@@ -19,11 +20,13 @@ import numpy as np
 import pandas as pd
 
 from creditgov.config import JobConfig, config_sha256, flatten
-from evaluation.metrics import decision_metrics, score_metrics
 from training.data import Dataset, DroppedColumn, load_dataset
 from training.split import Splits, SplitSummary, split_dataset
 
-__all__ = ["JobResult", "Progress", "run"]
+__all__ = ["REPORT_DIR", "JobResult", "Progress", "explain_settings", "run"]
+
+#: Where the reviewer's files live in the run's artifacts.
+REPORT_DIR = "reports"
 
 
 class Progress(Protocol):
@@ -66,24 +69,28 @@ class JobResult:
     duration_s: float = 0.0
 
     def summary(self) -> dict[str, Any]:
-        """The `--json` document of CLI.md."""
-        return {
-            "run_id": self.run_id,
-            "experiment_id": self.experiment_id,
-            "model_name": self.model_name,
-            "model_version": self.model_version,
-            "model_uri": self.model_uri,
-            "metrics": {k: dict(v) for k, v in self.metrics.items()},
-            "best_params": dict(self.best_params),
-            "n_trials": self.n_trials,
-            "validation_status": self.validation_status,
-            "gates": [dict(g) for g in self.gates],
-            "reports": dict(self.reports),
-            "splits": [asdict(s) for s in self.splits],
-            "dropped_features": [asdict(d) for d in self.dropped],
-            "decision_threshold": self.threshold,
-            "duration_s": self.duration_s,
-        }
+        """The `--json` document of CLI.md (NaN becomes null: JSON has no NaN)."""
+        from evaluation.evidence import json_safe
+
+        return json_safe(
+            {
+                "run_id": self.run_id,
+                "experiment_id": self.experiment_id,
+                "model_name": self.model_name,
+                "model_version": self.model_version,
+                "model_uri": self.model_uri,
+                "metrics": {k: dict(v) for k, v in self.metrics.items()},
+                "best_params": dict(self.best_params),
+                "n_trials": self.n_trials,
+                "validation_status": self.validation_status,
+                "gates": [dict(g) for g in self.gates],
+                "reports": dict(self.reports),
+                "splits": [asdict(s) for s in self.splits],
+                "dropped_features": [asdict(d) for d in self.dropped],
+                "decision_threshold": self.threshold,
+                "duration_s": self.duration_s,
+            }
+        )
 
 
 def prepare(config: JobConfig) -> Splits:
@@ -128,22 +135,33 @@ def input_example(dataset: Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def measure(spec: Any, splits: Splits) -> dict[str, dict[str, float]]:
-    """Ranking, calibration and decision metrics of the final model on every split."""
-    out: dict[str, dict[str, float]] = {}
-    for name, part in splits.parts().items():
-        p = spec.probability(part.features)
-        values = score_metrics(part.target, p)
-        values.update(decision_metrics(part.target, p, threshold=spec.decision.threshold))
-        out[name] = {k: float(v) for k, v in values.items()}
-    return out
+def explain_settings(config: JobConfig) -> Any:
+    """The evaluation knobs of a config, as the evaluation package takes them."""
+    from evaluation.evidence import ExplainSettings
+
+    ev = config.evaluation
+    return ExplainSettings(
+        shap_sample=ev.shap_sample,
+        reason_codes=ev.reason_codes,
+        reason_texts=ev.reason_texts,
+        monotone=config.model.monotone,
+        protected=config.data.protected,
+        fairness_bins=ev.fairness.bins,
+        min_group_size=ev.fairness.min_group_size,
+        drift_bins=ev.drift.bins,
+        drift_threshold=next(
+            (g.max for g in config.gates if g.metric == "psi_max" and g.max is not None), 0.25
+        ),
+    )
 
 
 def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = None) -> JobResult:
     """Data -> split -> tune -> fit -> measure -> log -> register. See ARCHITECTURE.md."""
     import mlflow
 
-    from registry.register import log_scoring_model, register_version
+    from evaluation.evidence import evaluate
+    from evaluation.report import write_report
+    from registry.register import log_scoring_model, mark_validated, register_version
     from registry.tracking import (
         TrialLogger,
         git_commit,
@@ -279,8 +297,16 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
                 seed=config.seed,
             )
 
-            show.stage("Measuring the model on train / valid / test")
-            metrics = measure(spec, splits)
+            show.stage("Testing: metrics, SHAP reason codes, fairness, drift, gates")
+            evidence = evaluate(
+                spec,
+                splits,
+                model_name=config.registry.model_name,
+                gates=config.gates,
+                settings=explain_settings(config),
+                seed=config.seed,
+            )
+            metrics = evidence.metric_values()
             flat = {f"{part}_{k}": v for part, values in metrics.items() for k, v in values.items()}
             flat["decision_threshold"] = spec.decision.threshold
             if spec.best_iteration is not None:
@@ -290,14 +316,22 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
                 from training.models.scorecard import points_table
 
                 table = points_table(spec.characteristics, spec.intercept, spec.score)
-                mlflow.log_table(table, "scorecard/points_table.json")
                 mlflow.log_text(table.to_csv(index=False), "scorecard/points_table.csv")
 
             show.stage("Logging and registering the model")
+            state = {
+                **spec.state(),
+                "reasons": {
+                    "k": config.evaluation.reason_codes,
+                    "texts": dict(evidence.reason_texts),
+                    "directions": dict(evidence.directions),
+                },
+            }
             logged = log_scoring_model(
-                state=spec.state(),
+                state=state,
                 model_text=spec.model_text,
                 input_example=input_example(splits.train),
+                reference=evidence.reference.to_json(),
             )
             version = register_version(
                 client,
@@ -313,6 +347,33 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
                     "validation_status": "pending",
                     "approval_status": "pending",
                 },
+            )
+
+            show.stage("Writing the reviewer's report")
+            context = {
+                "model_version": version,
+                "run_id": run_id,
+                "trainer": trainer,
+                "data_digest": dataset_digest,
+                "config_sha256": cfg_sha,
+                "git_commit": commit or "unknown",
+                "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            }
+            with tempfile.TemporaryDirectory(prefix="creditgov-report-") as tmp:
+                files = write_report(evidence, Path(tmp), context)
+                mlflow.log_artifacts(tmp, REPORT_DIR)
+            reports = {
+                "html": f"{REPORT_DIR}/{files.html.name}",
+                "json": f"{REPORT_DIR}/{files.json.name}",
+                "model_card": f"{REPORT_DIR}/{files.model_card.name}",
+            }
+            mark_validated(
+                client,
+                config.registry.model_name,
+                version,
+                evidence.gates,
+                run_id=run_id,
+                reports=reports,
             )
             mlflow.set_tag("creditgov.model_version", f"{config.registry.model_name}/{version}")
         except BaseException as err:
@@ -331,7 +392,9 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
         metrics=metrics,
         best_params=best_params,
         n_trials=n_trials,
-        validation_status="pending",
+        validation_status=evidence.gates.status,
+        gates=tuple(evidence.gates.to_json()),
+        reports=reports,
         splits=splits.summary(),
         dropped=splits.train.dropped,
         threshold=spec.decision.threshold,

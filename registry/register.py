@@ -22,6 +22,8 @@ from mlflow.models import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
+from evaluation.gates import GateResult
+
 __all__ = [
     "MODEL_FILE",
     "LoggedModel",
@@ -74,10 +76,11 @@ def scoring_requirements() -> list[str]:
     ]
 
 
-def signature_for(features: list[Mapping[str, Any]]) -> ModelSignature:
+def signature_for(features: list[Mapping[str, Any]], reasons: int = 0) -> ModelSignature:
     """Each feature as the type it had in training (double, long or string), required."""
     inputs = Schema([ColSpec(f["dtype"], f["name"]) for f in features])
-    outputs = Schema([ColSpec(kind, name) for name, kind in OUTPUT_COLUMNS])
+    columns = [*OUTPUT_COLUMNS, *((f"reason_{i + 1}", "string") for i in range(reasons))]
+    outputs = Schema([ColSpec(kind, name) for name, kind in columns])
     return ModelSignature(inputs=inputs, outputs=outputs)
 
 
@@ -86,6 +89,7 @@ def log_scoring_model(
     state: Mapping[str, Any],
     model_text: str | None,
     input_example: pd.DataFrame,
+    reference: Mapping[str, Any] | None = None,
 ) -> LoggedModel:
     """Log the served model under the active run; returns its URI."""
     quiet_mlflow_advice()
@@ -98,6 +102,12 @@ def log_scoring_model(
         if model_text is not None:
             (folder / "model.txt").write_text(model_text, encoding="utf-8")
             artifacts["booster"] = str(folder / "model.txt")
+        if reference is not None:
+            # The drift reference travels with the model: `creditgov drift` needs only the URI.
+            (folder / "reference_profile.json").write_text(
+                json.dumps(reference, indent=1), encoding="utf-8"
+            )
+            artifacts["reference"] = str(folder / "reference_profile.json")
         with warnings.catch_warnings():
             warnings.simplefilter(
                 "ignore", UserWarning
@@ -106,7 +116,9 @@ def log_scoring_model(
                 name="model",
                 python_model=str(MODEL_FILE),
                 artifacts=artifacts,
-                signature=signature_for(list(state["features"])),
+                signature=signature_for(
+                    list(state["features"]), int((state.get("reasons") or {}).get("k", 0))
+                ),
                 input_example=input_example,
                 pip_requirements=scoring_requirements(),
             )
@@ -128,3 +140,34 @@ def register_version(
         client.create_registered_model(name, description="Registered by creditgov train.")
     version = client.create_model_version(name, model_uri, run_id=run_id, tags=dict(tags))
     return str(version.version)
+
+
+def mark_validated(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    gates: GateResult,
+    *,
+    run_id: str,
+    reports: Mapping[str, str],
+) -> None:
+    """Tag the version with the gate verdict, each gate's result and where the report is.
+
+    A failed version stays registered so reviewers can see why; promotion refuses it.
+    """
+    for i, outcome in enumerate(gates.outcomes):
+        client.set_model_version_tag(
+            name, version, f"gate.{i}.{outcome.metric}.{outcome.split}", outcome.describe()
+        )
+    client.set_model_version_tag(name, version, "gates", json.dumps(gates.to_json()))
+    for kind, path in reports.items():
+        client.set_model_version_tag(name, version, f"report.{kind}", f"runs:/{run_id}/{path}")
+    client.update_model_version(
+        name,
+        version,
+        description=(
+            f"validation {gates.status}; reviewer's report: runs:/{run_id}/{reports.get('html', '')} "
+            f"(fetch with `creditgov report {name} {version} --out DIR`)"
+        ),
+    )
+    client.set_model_version_tag(name, version, "validation_status", gates.status)

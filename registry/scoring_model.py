@@ -68,23 +68,26 @@ class CreditScorer(PythonModel):
                 out[:, j] = _numeric(column)
         return out
 
+    @staticmethod
+    def _woe(c: dict[str, Any], column: pd.Series) -> np.ndarray:
+        woe = np.asarray(c["woe"], dtype=np.float64)
+        if c["kind"] == "numeric":
+            x = _numeric(column)
+            values = woe[np.digitize(x, np.asarray(c["edges"], dtype=np.float64))]
+            values[np.isnan(x)] = c["missing_woe"]
+            return values
+        lookup = {level: woe[i] for i, group in enumerate(c["groups"]) for level in group}
+        return (
+            _text(column)
+            .map(lambda v: c["missing_woe"] if v is None else lookup.get(v, 0.0))
+            .to_numpy(dtype=np.float64)
+        )
+
     def _scorecard_raw(self, frame: pd.DataFrame) -> np.ndarray:
         card = self.state["scorecard"]
         logit = np.full(len(frame), card["intercept"], dtype=np.float64)
         for c in card["characteristics"]:
-            woe = np.asarray(c["woe"], dtype=np.float64)
-            column = frame[c["name"]]
-            if c["kind"] == "numeric":
-                x = _numeric(column)
-                values = woe[np.digitize(x, np.asarray(c["edges"], dtype=np.float64))]
-                values[np.isnan(x)] = c["missing_woe"]
-            else:
-                lookup = {level: woe[i] for i, group in enumerate(c["groups"]) for level in group}
-                text = _text(column)
-                values = text.map(
-                    lambda v, lk=lookup, m=c["missing_woe"]: m if v is None else lk.get(v, 0.0)
-                ).to_numpy(dtype=np.float64)
-            logit += c["coefficient"] * values
+            logit += c["coefficient"] * self._woe(c, frame[c["name"]])
         return 1.0 / (1.0 + np.exp(-logit))
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
@@ -104,6 +107,43 @@ class CreditScorer(PythonModel):
             raw = self._scorecard_raw(frame)
         return self._calibrate(raw)
 
+    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        """Per-feature push toward decline: TreeSHAP (log-odds) or scorecard points lost."""
+        if self.booster is not None:
+            values = self.booster.predict(self._encode(frame), pred_contrib=True)
+            return np.asarray(values, dtype=np.float64)[:, :-1]
+        card = self.state["scorecard"]
+        out = np.empty((len(frame), len(card["characteristics"])), dtype=np.float64)
+        for j, c in enumerate(card["characteristics"]):
+            woe = self._woe(c, frame[c["name"]])
+            candidates = np.asarray([*c["woe"], c["missing_woe"]], dtype=np.float64)
+            points = -self.factor * c["coefficient"] * candidates
+            out[:, j] = points.max() - (-self.factor * c["coefficient"] * woe)
+        return out
+
+    def reasons(self, frame: pd.DataFrame, declined: np.ndarray) -> pd.DataFrame:
+        """reason_1..k: the k features pushing hardest toward decline; blank for approvals.
+
+        Largest contribution first, ties by feature order (a stable sort), so a decline
+        always has k reasons (or one per feature when there are fewer than k).
+        """
+        spec = self.state.get("reasons") or {"k": 0, "texts": {}}
+        k = int(spec["k"])
+        names = [f["name"] for f in self.features]
+        if self.state["model_type"] == "scorecard":
+            names = [c["name"] for c in self.state["scorecard"]["characteristics"]]
+        texts = np.asarray([spec["texts"].get(n, n) for n in names] + [""], dtype=object)
+        out = np.full((len(frame), k), "", dtype=object)
+        rows = np.flatnonzero(declined)
+        if k and len(rows):
+            contrib = self.contributions(frame.iloc[rows])
+            order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
+            if order.shape[1] < k:
+                pad = np.full((len(rows), k - order.shape[1]), len(names))
+                order = np.concatenate([order, pad], axis=1)
+            out[rows] = texts[order]
+        return pd.DataFrame(out, columns=[f"reason_{i + 1}" for i in range(k)], index=frame.index)
+
     def predict(self, context, model_input, params=None):
         # No annotations here: MLflow would read them as a schema; the signature is explicit.
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
@@ -113,14 +153,16 @@ class CreditScorer(PythonModel):
         p = self.probability(frame)
         q = np.clip(p, _EPS, 1 - _EPS)
         rule = self.state["decision"]
-        return pd.DataFrame(
+        declined = p >= rule["threshold"]
+        scored = pd.DataFrame(
             {
                 "probability": p,
                 "score": np.round(self.offset + self.factor * np.log((1 - q) / q), 2),
-                "decision": np.where(p >= rule["threshold"], rule["at_or_above"], rule["below"]),
+                "decision": np.where(declined, rule["at_or_above"], rule["below"]),
             },
             index=frame.index,
         )
+        return pd.concat([scored, self.reasons(frame, declined)], axis=1)
 
 
 mlflow.models.set_model(CreditScorer())

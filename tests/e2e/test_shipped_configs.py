@@ -15,9 +15,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from creditgov.job import run
+from evaluation.explain import contributions, reason_codes
 from training.models.calibration import Calibration
 from training.models.encoding import FeatureSpec, encode
 from training.models.lightgbm import raw_predict
+from training.models.spec import spec_from_state
 
 LOAD_WITHOUT_CREDITGOV = r"""
 import importlib.abc, os, sys
@@ -72,11 +74,22 @@ def test_credit_lightgbm_job_trains_tunes_logs_and_registers(
     version = client.get_model_version("credit-pd", "1")
     for key in ("run_id", "config_sha256", "data_digest", "git_commit", "trainer"):
         assert version.tags[key], key
-    assert version.tags["validation_status"] == "pending"
+    assert version.tags["validation_status"] == result.validation_status
+    assert result.validation_status == (
+        "passed" if all(g["passed"] for g in result.gates) else "failed"
+    )
+    assert [g["metric"] for g in result.gates] == ["auc", "ks", "psi_max", "selection_rate_ratio"]
+    assert json.loads(version.tags["gates"]) == [dict(g) for g in result.gates]
+    assert version.tags["report.html"] == f"runs:/{result.run_id}/reports/report.html"
+    assert "report.html" in version.description
     assert version.tags["run_id"] == result.run_id
 
     files = _artifact_files(client, result.run_id)
     assert "config/resolved_config.json" in files and "data/splits.json" in files
+    assert {"reports/report.html", "reports/evidence.json", "reports/model_card.md"} <= set(files)
+    summary = result.summary()
+    assert set(summary["reports"]) == {"html", "json", "model_card"}
+    json.dumps(summary, allow_nan=False)  # the --json document is strict JSON
     local = mlflow.artifacts.download_artifacts(
         "models:/credit-pd/1", dst_path=str(tmp_path / "m"), tracking_uri=config.tracking.uri
     )
@@ -106,7 +119,12 @@ def test_credit_lightgbm_job_trains_tunes_logs_and_registers(
         timeout=180,
     )
     served = pd.read_parquet(tmp_path / "out.parquet")
-    assert list(served.columns) == ["probability", "score", "decision"]
+    assert list(served.columns) == [
+        "probability",
+        "score",
+        "decision",
+        *(f"reason_{i}" for i in range(1, 5)),
+    ]
 
     # The same numbers from the training-side code path (a separate implementation).
     state = json.loads(next(Path(local).rglob("state.json")).read_text())
@@ -124,6 +142,23 @@ def test_credit_lightgbm_job_trains_tunes_logs_and_registers(
     assert served["score"].nunique() > 10
     order = np.argsort(expected)
     assert np.all(np.diff(served["score"].to_numpy()[order]) <= 0.01), "higher PD, lower score"
+
+    # Reason codes: the served file's selection equals evaluation.explain's on the same rows.
+    declined = (served["decision"] == "decline").to_numpy()
+    assert declined.any() and (~declined).any()
+    assert (served.loc[~declined, "reason_1"] == "").all()
+    assert (served.loc[declined, [f"reason_{i}" for i in range(1, 5)]] != "").all().all()
+    spec = spec_from_state(state, text)
+    contrib = contributions(spec, rows.reset_index(drop=True))
+    expected_reasons = reason_codes(
+        contrib, declined=declined, k=4, texts=state["reasons"]["texts"]
+    )
+    pd.testing.assert_frame_equal(
+        served[[f"reason_{i}" for i in range(1, 5)]].reset_index(drop=True),
+        expected_reasons,
+        check_dtype=False,
+    )
+    assert not {"sex", "age"} & set(state["reasons"]["texts"])
 
 
 def test_same_config_and_data_give_the_same_model(shipped_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

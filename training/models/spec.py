@@ -22,7 +22,7 @@ from training.models.policy import DecisionRule, ScoreScale, choose_threshold, d
 from training.models.scorecard import Characteristic, ScorecardFit
 from training.split import Splits
 
-__all__ = ["STATE_FORMAT", "ModelSpec", "fit_model"]
+__all__ = ["STATE_FORMAT", "ModelSpec", "fit_model", "spec_from_state"]
 
 #: Bumped whenever the state JSON changes shape; the served model checks it.
 STATE_FORMAT = "creditgov-scoring/1"
@@ -159,6 +159,61 @@ def fit_model(
         decision=DecisionRule(threshold=cut, rule=decision_rule, labels=decision_labels(task)),
         params=used_params,
         best_iteration=best_iteration,
+        model_text=model_text,
+        characteristics=characteristics,
+        intercept=intercept,
+    )
+
+
+def spec_from_state(state: Mapping[str, Any], model_text: str | None) -> ModelSpec:
+    """Rebuild a ModelSpec from the logged state JSON (and LightGBM text), e.g. to re-test it."""
+    if state.get("format") != STATE_FORMAT:
+        raise ValueError(f"model state format {state.get('format')!r} is not {STATE_FORMAT!r}")
+    features = tuple(
+        FeatureSpec(f["name"], f["kind"], tuple(f.get("levels", ())), f.get("dtype", "double"))
+        for f in state["features"]
+    )
+    cal = state["calibration"]
+    calibration = Calibration(
+        cal["method"],
+        x=tuple(cal.get("x", ())),
+        y=tuple(cal.get("y", ())),
+        slope=float(cal.get("slope", 1.0)),
+        intercept=float(cal.get("intercept", 0.0)),
+    )
+    score = ScoreScale(**state["score"])
+    rule = state["decision"]
+    decision = DecisionRule(
+        threshold=float(rule["threshold"]),
+        rule=rule["rule"],
+        labels=(rule["below"], rule["at_or_above"]),
+    )
+    characteristics: tuple[Characteristic, ...] = ()
+    intercept = 0.0
+    if state["model_type"] == "scorecard":
+        card = state["scorecard"]
+        intercept = float(card["intercept"])
+        characteristics = tuple(
+            Characteristic(
+                name=c["name"],
+                kind=c["kind"],
+                coefficient=float(c["coefficient"]),
+                woe=tuple(c["woe"]),
+                missing_woe=float(c["missing_woe"]),
+                edges=tuple(c.get("edges", ())),
+                groups=tuple(tuple(g) for g in c.get("groups", ())),
+            )
+            for c in card["characteristics"]
+        )
+    return ModelSpec(
+        task=state["task"],
+        model_type=state["model_type"],
+        features=features,
+        calibration=calibration,
+        score=score,
+        decision=decision,
+        params={},
+        best_iteration=state.get("best_iteration"),
         model_text=model_text,
         characteristics=characteristics,
         intercept=intercept,

@@ -1,0 +1,176 @@
+"""Checks on a registered model after training: re-test on new labelled data, drift.
+
+Both start from a model URI and use only what the job stored with the model (its state,
+its drift reference, the run's resolved config), so they work months later against the
+same tracking server, on any machine.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from creditgov.config import JobConfig
+
+__all__ = ["DriftCheck", "Retest", "check_drift", "fetch_reports", "retest"]
+
+
+@dataclass(frozen=True)
+class Retest:
+    model_name: str
+    model_version: str
+    evidence: Any  # evaluation.evidence.Evidence
+    reports: Mapping[str, str]
+
+    def summary(self) -> dict[str, Any]:
+        evidence = self.evidence
+        return {
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            "metrics": evidence.metric_values(),
+            "validation_status": evidence.validation_status,
+            "gates": evidence.gates.to_json(),
+            "reports": dict(self.reports),
+        }
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    model_name: str
+    model_version: str
+    result: Any  # evaluation.drift.DriftResult
+    reports: Mapping[str, str]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+            **self.result.to_json(),
+            "reports": dict(self.reports),
+        }
+
+
+def _bundle(model_uri: str) -> tuple[Any, JobConfig]:
+    from creditgov.config import ConfigError
+    from registry.artifacts import load_bundle
+    from registry.tracking import resolve_tracking_uri, use_tracking
+
+    client = use_tracking(resolve_tracking_uri(None))
+    bundle = load_bundle(client, model_uri)
+    if bundle.config is None:
+        raise ConfigError(
+            f"{model_uri}: its run has no config/resolved_config.json; was it trained by creditgov?"
+        )
+    return bundle, JobConfig.model_validate(bundle.config)
+
+
+def _context(bundle: Any, data: Path) -> dict[str, Any]:
+    return {
+        "model_version": bundle.version,
+        "run_id": bundle.run_id,
+        "data": data.name,
+        "checked": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def retest(model_uri: str, data: Path, *, report_dir: Path | None = None) -> Retest:
+    """The same evidence as training, on a new labelled batch (it plays the test split)."""
+    from creditgov.job import explain_settings
+    from evaluation.drift import ReferenceProfile
+    from evaluation.evidence import evaluate_batch
+    from evaluation.report import write_report
+    from training.data import load_dataset
+    from training.models.spec import spec_from_state
+
+    bundle, config = _bundle(model_uri)
+    spec = spec_from_state(bundle.state, bundle.model_text)
+    d = config.data
+    dataset = load_dataset(
+        data,
+        target=d.target,
+        positive_label=d.positive_label,
+        id_column=d.id_column,
+        time_column=d.time_column,
+        features=list(spec.feature_names),
+        categorical=[f.name for f in spec.features if f.kind == "categorical"],
+        protected=d.protected,
+        pii=d.pii,
+        for_training=False,
+    )
+    reasons = bundle.state.get("reasons") or {}
+    evidence = evaluate_batch(
+        spec,
+        dataset,
+        reference=ReferenceProfile.from_json(bundle.reference),
+        model_name=bundle.name,
+        gates=config.gates,
+        settings=explain_settings(config),
+        directions_=reasons.get("directions", {}),
+        texts=reasons.get("texts", {}),
+        seed=config.seed,
+    )
+    reports: dict[str, str] = {}
+    if report_dir is not None:
+        files = write_report(evidence, report_dir, _context(bundle, data))
+        reports = {
+            "html": str(files.html),
+            "json": str(files.json),
+            "model_card": str(files.model_card),
+        }
+    return Retest(bundle.name, bundle.version, evidence, reports)
+
+
+def check_drift(
+    model_uri: str, data: Path, *, report_dir: Path | None = None, threshold: float | None = None
+) -> DriftCheck:
+    """Compare a new batch (no labels needed) with the model's training population."""
+    from creditgov.job import explain_settings
+    from evaluation.drift import ReferenceProfile, compare
+    from evaluation.report import write_drift_report
+    from training.data import read_table
+    from training.models.spec import spec_from_state
+
+    bundle, config = _bundle(model_uri)
+    if bundle.reference is None:
+        from creditgov.config import ConfigError
+
+        raise ConfigError(
+            f"{model_uri}: the model has no reference_profile.json; retrain it with this version of creditgov"
+        )
+    spec = spec_from_state(bundle.state, bundle.model_text)
+    frame = read_table(data, skip=config.data.pii)
+    missing = [name for name in spec.feature_names if name not in frame.columns]
+    if missing:
+        from training.data import DataError
+
+        raise DataError(
+            f"{data}: column {missing[0]!r} is missing from the batch; drift needs every model feature ({len(missing)} missing)"
+        )
+    if len(frame) == 0:
+        from training.data import DataError
+
+        raise DataError(f"{data}: the batch has no rows")
+    features = frame[list(spec.feature_names)]
+    limit = threshold if threshold is not None else explain_settings(config).drift_threshold
+    result = compare(
+        ReferenceProfile.from_json(bundle.reference),
+        features,
+        scores=spec.probability(features),
+        threshold=limit,
+    )
+    reports: dict[str, str] = {}
+    if report_dir is not None:
+        path = write_drift_report(result, report_dir, _context(bundle, data))
+        reports = {"html": str(path)}
+    return DriftCheck(bundle.name, bundle.version, result, reports)
+
+
+def fetch_reports(name: str, version: str, out: Path) -> list[Path]:
+    from registry.artifacts import download_reports
+    from registry.tracking import resolve_tracking_uri, use_tracking
+
+    client = use_tracking(resolve_tracking_uri(None))
+    return download_reports(client, name, version, out)

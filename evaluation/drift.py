@@ -1,0 +1,704 @@
+"""Reference profiles and population drift: PSI per feature and for the score, KS for numerics.
+
+Why a profile and not the training rows: the model registry keeps what a model needs to be
+checked later, and raw applications must not travel with a model (they are personal data and
+they are large). So :func:`build_reference` summarises the training split once into a
+:class:`ReferenceProfile` -- per numeric feature the inner bin edges from reference quantiles,
+the share of rows per bin and 101 percentiles; per categorical feature the share of every
+level; the missing share of each; the same for the model's score -- and that JSON is stored
+with the model. Its size depends on ``bins`` and the number of levels, never on the rows.
+
+:func:`compare` then measures any batch (valid / test inside the job, a new month of
+applications in ``creditgov drift``; no labels needed) against that profile:
+
+* **PSI** (population stability index) per feature and for the score,
+  ``sum((a - e) * ln(a / e))`` over the bins, with ``e`` the reference share and ``a`` the
+  batch share. Conventional bands, used by credit-risk validation teams:
+
+  - ``< 0.10``       stable
+  - ``0.10 - 0.25``  moderate shift: look at it
+  - ``> 0.25``       significant shift: the model is scoring a population it was not built on
+
+  ``psi_max`` (the largest feature PSI) is the gate metric; a feature over ``threshold``
+  (default 0.25) is listed in ``drifted``.
+* **Bins.** Numeric features use the reference deciles (``bins`` equal-count bins, edges
+  deduplicated, so a feature with many ties gets fewer bins), right-closed:
+  bin ``i`` holds ``edges[i-1] < x <= edges[i]``. Categorical features use one bin per
+  reference level plus one "unseen" bin for levels the reference never had (reference share 0,
+  counted per level in ``new_levels``). Both kinds add a bin for missing values, so a rise in
+  missingness is drift like any other; a batch column that is entirely missing is allowed and
+  shows as a very large PSI.
+* **Empty bins.** A share of 0 makes ``ln(a / e)`` infinite, so both share vectors are floored
+  at :data:`PSI_FLOOR` (``1e-4``, one row in ten thousand) before the sum, without
+  renormalising. Identical vectors still give exactly 0; a bin that only one side uses
+  contributes about ``share * ln(share / 1e-4)`` (0.2 * ln 2000 = 1.5 for a 20 % bin).
+* **KS** (two-sample Kolmogorov-Smirnov distance) for numeric features, without the reference
+  rows: the reference CDF is known at its 101 percentiles, the batch CDF is counted exactly at
+  those points, and the largest gap between them is reported (plus the batch share below the
+  reference minimum). Between two adjacent percentiles the reference CDF rises by 0.01, so for
+  a continuous reference this is within about 0.01 of ``scipy.stats.ks_2samp`` on the raw rows.
+  Missing values are left out of KS (the missing bin of the PSI covers them). KS is NaN when
+  either side has no non-missing value.
+
+Speed: every numeric column is binned once, against the union of its PSI edges and its
+percentiles; PSI bin counts (sums of those fine bins) and the batch CDF (their cumulative sum)
+both come from that one count. The binning itself avoids a binary search per value: see
+:class:`_Buckets`. ``benchmarks/drift.py`` measures it against a bare numpy PSI.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "PSI_FLOOR",
+    "PSI_MODERATE",
+    "PSI_SIGNIFICANT",
+    "DriftResult",
+    "FeatureProfile",
+    "ReferenceProfile",
+    "build_reference",
+    "compare",
+    "psi",
+]
+
+#: Shares below this count as this in PSI, so an empty bin adds a large finite term, not inf.
+PSI_FLOOR = 1e-4
+#: PSI from here up is a moderate shift.
+PSI_MODERATE = 0.1
+#: PSI above this is a significant shift; the default drift threshold.
+PSI_SIGNIFICANT = 0.25
+#: Percentiles 0, 1, ..., 100 of each numeric feature: enough for KS to within 0.01.
+N_QUANTILES = 101
+#: Name of the score's profile, and how it is labelled in messages.
+SCORE = "score"
+#: Version of the profile JSON layout; a loader refuses layouts it does not know.
+PROFILE_FORMAT = 1
+
+_SHARE_TOLERANCE = 1e-6
+#: Buckets of the constant-time binning; 16k keeps the lookup tables inside the L2 cache.
+_BUCKETS = 1 << 14
+#: Up to this many fine-bin points, numpy's binary search is as cheap as the buckets.
+_SMALL_GRID = 16
+
+_Floats = NDArray[np.float64]
+_Counts = NDArray[np.int64]
+
+
+# --------------------------------------------------------------------------- profiles
+
+
+@dataclass(frozen=True)
+class FeatureProfile:
+    """What the reference looked like for one feature (or the score): bins, shares, percentiles.
+
+    ``shares`` are shares of *all* reference rows, so ``sum(shares) + missing_share == 1``:
+    the PSI vector is ``shares`` followed by the missing bin. The invariants are checked on
+    construction, so a profile read back from a hand-edited JSON cannot be inconsistent.
+    """
+
+    name: str
+    kind: Literal["numeric", "categorical"]
+    edges: tuple[float, ...]  # numeric: inner bin edges from reference quantiles (deduplicated)
+    shares: tuple[float, ...]  # numeric: share per bin (len(edges)+1); categorical: per level
+    levels: tuple[str, ...]  # categorical: reference levels
+    missing_share: float
+    quantiles: tuple[float, ...]  # numeric: 101 reference percentiles, for KS without raw rows
+
+    def __post_init__(self) -> None:
+        where = f"profile of {self.name!r}"
+        if self.kind == "numeric":
+            if len(self.shares) != len(self.edges) + 1 or self.levels:
+                raise ValueError(f"{where}: a numeric profile has len(edges) + 1 shares, no levels")
+            if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+                raise ValueError(f"{where}: edges must be strictly increasing")
+            if len(self.quantiles) not in (0, N_QUANTILES):
+                raise ValueError(f"{where}: needs {N_QUANTILES} percentiles (or none)")
+            if any(b < a for a, b in zip(self.quantiles, self.quantiles[1:], strict=False)):
+                raise ValueError(f"{where}: percentiles must be non-decreasing")
+        elif self.kind == "categorical":
+            if len(self.shares) != len(self.levels) or self.edges or self.quantiles:
+                raise ValueError(f"{where}: a categorical profile has one share per level only")
+            if len(set(self.levels)) != len(self.levels):
+                raise ValueError(f"{where}: levels must be distinct")
+        else:
+            raise ValueError(f"{where}: kind must be 'numeric' or 'categorical', not {self.kind!r}")
+        values = (*self.edges, *self.shares, *self.quantiles, self.missing_share)
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"{where}: edges, shares and percentiles must be finite")
+        if min((*self.shares, self.missing_share)) < 0:
+            raise ValueError(f"{where}: shares must not be negative")
+        total = math.fsum(self.shares) + self.missing_share
+        if abs(total - 1.0) > _SHARE_TOLERANCE:
+            raise ValueError(f"{where}: shares and missing_share sum to {total:.6g}, not 1")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "edges": list(self.edges),
+            "shares": list(self.shares),
+            "levels": list(self.levels),
+            "missing_share": self.missing_share,
+            "quantiles": list(self.quantiles),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> FeatureProfile:
+        try:
+            return cls(
+                name=str(data["name"]),
+                kind=data["kind"],
+                edges=tuple(float(v) for v in data["edges"]),
+                shares=tuple(float(v) for v in data["shares"]),
+                levels=tuple(str(v) for v in data["levels"]),
+                missing_share=float(data["missing_share"]),
+                quantiles=tuple(float(v) for v in data["quantiles"]),
+            )
+        except KeyError as err:
+            raise ValueError(f"reference profile JSON: a feature lacks the key {err}") from None
+        except TypeError as err:
+            raise ValueError(f"reference profile JSON: malformed feature ({err})") from None
+
+
+@dataclass(frozen=True)
+class ReferenceProfile:
+    """The training split's distribution, stored with the model as JSON; never any raw rows."""
+
+    features: tuple[FeatureProfile, ...]
+    score: FeatureProfile | None  # distribution of the model's score/probability
+    n_rows: int
+    bins: int
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.features)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": PROFILE_FORMAT,
+            "n_rows": self.n_rows,
+            "bins": self.bins,
+            "features": [f.to_json() for f in self.features],
+            "score": None if self.score is None else self.score.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ReferenceProfile:
+        """Read what :meth:`to_json` wrote (after a trip through ``json``); checks the layout."""
+        if not isinstance(data, Mapping):
+            raise ValueError("reference profile JSON must be an object")
+        if data.get("format") != PROFILE_FORMAT:
+            raise ValueError(
+                f"reference profile JSON has format {data.get('format')!r}; this version of "
+                f"creditgov reads format {PROFILE_FORMAT}: rebuild the profile with build_reference"
+            )
+        missing = [k for k in ("n_rows", "bins", "features", "score") if k not in data]
+        if missing:
+            raise ValueError(f"reference profile JSON lacks {', '.join(map(repr, missing))}")
+        score = data["score"]
+        return cls(
+            features=tuple(FeatureProfile.from_json(f) for f in data["features"]),
+            score=None if score is None else FeatureProfile.from_json(score),
+            n_rows=int(data["n_rows"]),
+            bins=int(data["bins"]),
+        )
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class DriftResult:
+    """A batch measured against a reference profile. See the module docstring for the bands."""
+
+    psi: Mapping[str, float]  # every feature, in the reference's order
+    ks: Mapping[str, float]  # numeric features only; NaN where a side has no values
+    score_psi: float | None  # None when no scores were given or the profile has none
+    new_levels: Mapping[str, Mapping[str, int]]  # feature -> unseen level -> rows
+    missing: Mapping[str, tuple[float, float]]  # feature -> (reference share, batch share)
+    psi_max: float
+    threshold: float
+    drifted: tuple[str, ...]  # psi > threshold, largest psi first
+    n_rows: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``creditgov drift --json`` shape (CLI.md); NaN is written as null."""
+        return {
+            "psi": {k: _json_float(v) for k, v in self.psi.items()},
+            "ks": {k: _json_float(v) for k, v in self.ks.items()},
+            "score_psi": None if self.score_psi is None else _json_float(self.score_psi),
+            "new_levels": {k: dict(v) for k, v in self.new_levels.items()},
+            "missing": {k: [ref, new] for k, (ref, new) in self.missing.items()},
+            "psi_max": _json_float(self.psi_max),
+            "threshold": self.threshold,
+            "drifted": list(self.drifted),
+            "n_rows": self.n_rows,
+        }
+
+    def table(self) -> pd.DataFrame:
+        """One row per feature, largest PSI first: what a reviewer reads in the report."""
+        rows = [
+            {
+                "feature": name,
+                "kind": "numeric" if name in self.ks else "categorical",
+                "psi": value,
+                "ks": self.ks.get(name, math.nan),
+                "missing_ref": self.missing[name][0],
+                "missing_new": self.missing[name][1],
+                "new_levels": len(self.new_levels.get(name, {})),
+                "drifted": value > self.threshold,
+            }
+            for name, value in self.psi.items()
+        ]
+        table = pd.DataFrame(
+            rows,
+            columns=[
+                "feature",
+                "kind",
+                "psi",
+                "ks",
+                "missing_ref",
+                "missing_new",
+                "new_levels",
+                "drifted",
+            ],
+        )
+        return table.sort_values("psi", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def _json_float(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+# --------------------------------------------------------------------------- PSI
+
+
+def psi(expected: ArrayLike, actual: ArrayLike) -> float:
+    """Population stability index of two share vectors over the same bins.
+
+    Each vector holds the share of rows in every bin (missing bin included) and sums to 1.
+    Shares are floored at :data:`PSI_FLOOR` so that an empty bin gives a large but finite term.
+    Bands: < 0.1 stable, 0.1-0.25 moderate, > 0.25 significant.
+    """
+    e = _shares("expected", expected)
+    a = _shares("actual", actual)
+    if e.shape != a.shape:
+        raise ValueError(f"expected and actual have different bin counts: {e.size} != {a.size}")
+    return _psi(e, a)
+
+
+def _shares(name: str, values: ArrayLike) -> _Floats:
+    try:
+        arr = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name} must be numeric shares") from err
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D vector of shares, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)) or arr.min() < 0:
+        raise ValueError(f"{name} shares must be finite and non-negative")
+    total = float(arr.sum())
+    if abs(total - 1.0) > _SHARE_TOLERANCE:
+        raise ValueError(
+            f"{name} shares sum to {total:.6g}, not 1; pass the share of every bin, missing included"
+        )
+    return arr
+
+
+def _psi(expected: _Floats, actual: _Floats) -> float:
+    e = np.maximum(expected, PSI_FLOOR)
+    a = np.maximum(actual, PSI_FLOOR)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+# --------------------------------------------------------------------------- binning
+
+
+class _Buckets:
+    """Place values among sorted points with a few vectorised passes instead of a binary search.
+
+    ``np.searchsorted`` costs one unpredictable branch per level of its binary search, per
+    value; with ~100 points that is the whole cost of a drift check. Here a value first gets a
+    bucket by arithmetic, ``trunc(clip((x - lo) * scale, 0, B))`` over ``B`` equal buckets
+    spanning the reference's 1st-99th percentiles (so one outlier cannot squeeze every point
+    into one bucket). That map is monotone in floating point (subtraction, multiplication by a
+    positive number, clipping and truncation all are), and the points get their buckets from
+    the same map; so every point in an earlier bucket than a value's is below it and every
+    point in a later bucket is above it. Exact, not approximate:
+
+    * bucket without a point: the value's position is the number of points in earlier buckets;
+    * bucket with one point: that, plus one if the value is above the point -- one compare,
+      which also settles the common case of a value *equal* to a point (integer counts, a mass
+      at zero);
+    * bucket with two or more points (the clipped tails, points closer than a bucket width):
+      those few values go through ``np.searchsorted``.
+    """
+
+    def __init__(self, points: _Floats, low: float, high: float) -> None:
+        width = (high - low) / (_BUCKETS - 2)
+        self.lo = low - width
+        self.scale = _BUCKETS / ((high + width) - self.lo)
+        self.points = points
+        where = self._bucket(points)
+        per_bucket = np.bincount(where, minlength=_BUCKETS + 2)
+        # position of the first point of each bucket = points in earlier buckets
+        self.base = np.searchsorted(where, np.arange(_BUCKETS + 2), side="left")
+        self.threshold = np.full(_BUCKETS + 2, np.inf)
+        single = per_bucket[where] == 1
+        self.threshold[where[single]] = points[single]
+        shared = per_bucket > 1
+        self.shared_codes = np.repeat(shared, 2)  # indexed by 2 * bucket + above
+        self.has_shared = bool(shared.any())
+        self.keep = ~shared
+        self.keep[_BUCKETS + 1] = False  # the missing values' bucket: counted apart
+
+    @staticmethod
+    def usable(low: float, high: float) -> bool:
+        if not (math.isfinite(low) and math.isfinite(high) and high > low):
+            return False
+        width = (high - low) / (_BUCKETS - 2)
+        span = (high + width) - (low - width)
+        return math.isfinite(span) and span > 0 and math.isfinite(_BUCKETS / span)
+
+    def _position(self, values: _Floats) -> _Floats:
+        t = np.subtract(values, self.lo)
+        t *= self.scale
+        np.clip(t, 0, _BUCKETS, out=t)  # NaN stays NaN
+        return t
+
+    def _bucket(self, values: _Floats) -> NDArray[np.intp]:
+        return self._position(values).astype(np.intp)
+
+    def counts(self, values: _Floats, missing: NDArray[np.bool_]) -> _Counts:
+        n_points = self.points.size
+        t = self._position(values)
+        np.copyto(t, _BUCKETS + 1, where=missing)
+        code = t.astype(np.intp)
+        del t
+        above = np.take(self.threshold, code) < values  # NaN compares False
+        code <<= 1
+        code += above
+        del above
+        per_code = np.bincount(code, minlength=2 * (_BUCKETS + 2)).reshape(_BUCKETS + 2, 2)
+        base = self.base[self.keep]
+        fine = np.bincount(base, weights=per_code[self.keep, 0], minlength=n_points + 2)
+        fine += np.bincount(base + 1, weights=per_code[self.keep, 1], minlength=n_points + 2)
+        out = np.rint(fine[: n_points + 1]).astype(np.int64)
+        if self.has_shared:
+            crowded = values[np.take(self.shared_codes, code)]
+            if crowded.size:
+                at = np.searchsorted(self.points, crowded, side="left")
+                out += np.bincount(at, minlength=n_points + 1)
+        return out
+
+
+class _Grid:
+    """The fine bins of one numeric profile: the union of its PSI edges and its percentiles.
+
+    One count per fine bin gives both the PSI bins (sums of fine bins) and the batch CDF at
+    every reference percentile (cumulative sums), so PSI and KS cost one pass together.
+    Fine bin ``j`` holds ``points[j-1] < x <= points[j]`` (right-closed, like the PSI bins).
+    """
+
+    def __init__(self, edges: Sequence[float], quantiles: Sequence[float]) -> None:
+        edge_array = np.asarray(edges, dtype=np.float64)
+        q = np.asarray(quantiles, dtype=np.float64)
+        self.points: _Floats = np.union1d(edge_array, q)
+        n_points = self.points.size
+        edge_at = np.searchsorted(self.points, edge_array)
+        # PSI bin of each fine bin = number of edges below it
+        self.coarse = np.searchsorted(edge_at, np.arange(n_points + 1), side="left")
+        self.n_coarse = edge_array.size + 1
+        self.quantiles = q
+        if q.size:
+            # Reference CDF at each distinct percentile value: the highest percentile equal to
+            # it (a mass point such as 0 spans several percentiles).
+            last = np.r_[q[1:] != q[:-1], True]
+            self.ks_at = np.searchsorted(self.points, q[last])
+            self.ks_ref = np.flatnonzero(last) / (q.size - 1)
+        low, high = (q[1], q[-2]) if q.size else (math.nan, math.nan)
+        if q.size and not high > low:
+            low, high = q[0], q[-1]
+        self.buckets = (
+            _Buckets(self.points, low, high)
+            if n_points > _SMALL_GRID and _Buckets.usable(low, high)
+            else None
+        )
+
+    def fine_counts(self, values: _Floats) -> tuple[_Counts, int]:
+        """Non-missing values per fine bin, and the number of missing values."""
+        missing = np.isnan(values)
+        n_missing = int(np.count_nonzero(missing))
+        if self.buckets is not None:
+            return self.buckets.counts(values, missing), n_missing
+        at = np.searchsorted(self.points, values, side="left")  # NaN sorts last: bin n_points
+        fine = np.bincount(at, minlength=self.points.size + 1).astype(np.int64)
+        fine[-1] -= n_missing
+        return fine, n_missing
+
+    def coarse_counts(self, fine: _Counts) -> _Counts:
+        counts = np.bincount(self.coarse, weights=fine, minlength=self.n_coarse)
+        return np.rint(counts).astype(np.int64)
+
+    def ks(self, fine: _Counts, values: _Floats) -> float:
+        """Largest gap between the reference CDF (at its percentiles) and the batch CDF."""
+        n_known = int(fine.sum())
+        if not self.quantiles.size or n_known == 0:
+            return math.nan
+        cdf = np.cumsum(fine)[self.ks_at] / n_known
+        gap = float(np.max(np.abs(cdf - self.ks_ref)))
+        # Below the reference minimum the reference CDF is 0: batch values there are all gap.
+        below = int(np.count_nonzero(values < self.quantiles[0])) / n_known
+        return max(gap, below)
+
+
+# --------------------------------------------------------------------------- columns
+
+
+def _numeric_values(column: pd.Series, name: str, role: str) -> _Floats:
+    if column.dtype == np.float64:
+        return column.to_numpy()
+    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+        return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    if column.isna().all():
+        return np.full(len(column), np.nan)
+    raise ValueError(
+        f"column {name!r} is numeric in the reference but holds {column.dtype} values in the "
+        f"{role}; pass the features as the model was trained on them"
+    )
+
+
+def _level_counts(column: pd.Series) -> tuple[dict[str, int], int]:
+    """Rows per level (compared as text, as ``load_dataset`` stores them) and missing rows."""
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    counts = np.bincount(codes + 1, minlength=len(uniques) + 1)
+    levels: dict[str, int] = {}
+    for level, count in zip(uniques, counts[1:].tolist(), strict=True):
+        key = str(level)
+        levels[key] = levels.get(key, 0) + count
+    return levels, int(counts[0])
+
+
+def _frame_column(features: pd.DataFrame, name: str) -> pd.Series:
+    column = features[name]
+    if isinstance(column, pd.DataFrame):
+        raise ValueError(f"column {name!r} appears more than once; column names must be unique")
+    return column
+
+
+def _check_frame(features: object, role: str) -> pd.DataFrame:
+    if not isinstance(features, pd.DataFrame):
+        raise ValueError(f"the {role} must be a pandas DataFrame, got {type(features).__name__}")
+    if len(features) == 0:
+        raise ValueError(f"the {role} is empty; drift needs at least one row")
+    return features
+
+
+def _score_values(scores: ArrayLike, n_rows: int) -> _Floats:
+    try:
+        arr = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError("scores must be numbers, one per row") from err
+    if arr.ndim != 1 or arr.size != n_rows:
+        raise ValueError(f"scores must be 1-D with one value per row ({n_rows}), got {arr.shape}")
+    bad = int(np.count_nonzero(~np.isfinite(arr)))
+    if bad:
+        raise ValueError(f"scores contain {bad} NaN/inf values; score every row")
+    return arr
+
+
+# --------------------------------------------------------------------------- build
+
+
+def build_reference(
+    features: pd.DataFrame,
+    *,
+    categorical: Sequence[str],
+    scores: ArrayLike | None = None,
+    bins: int = 10,
+) -> ReferenceProfile:
+    """Summarise the training split (and the model's scores on it) into a reference profile.
+
+    Every column of ``features`` is profiled: numeric columns by ``bins`` equal-count bins and
+    101 percentiles, the ``categorical`` ones by level. Infinite values are refused, as in
+    ``load_dataset``: a percentile of ``inf`` would make every later bin meaningless.
+    """
+    frame = _check_frame(features, "reference")
+    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 2:
+        raise ValueError(f"bins must be an integer >= 2, got {bins!r}")
+    if frame.shape[1] == 0:
+        raise ValueError("the reference has no feature columns")
+    if isinstance(categorical, str):
+        raise ValueError("categorical must be a sequence of column names, not one string")
+    cats = set(categorical)
+    unknown = [c for c in categorical if c not in frame.columns]
+    if unknown:
+        raise ValueError(
+            f"categorical names {', '.join(map(repr, unknown))}, not a column of the reference"
+        )
+    profiles = []
+    for name in frame.columns:
+        column = _frame_column(frame, name)
+        if name in cats:
+            profiles.append(_categorical_profile(str(name), column))
+        else:
+            values = _numeric_values(column, str(name), "reference")
+            profiles.append(_numeric_profile(str(name), values, int(bins)))
+    score = None
+    if scores is not None:
+        score = _numeric_profile(SCORE, _score_values(scores, len(frame)), int(bins))
+    return ReferenceProfile(
+        features=tuple(profiles), score=score, n_rows=len(frame), bins=int(bins)
+    )
+
+
+def _numeric_profile(name: str, values: _Floats, bins: int) -> FeatureProfile:
+    known = values[~np.isnan(values)]
+    if np.isinf(known).any():
+        raise ValueError(
+            f"column {name!r} has {int(np.isinf(known).sum())} infinite values; replace ±inf "
+            f"with a number or leave the cell empty (missing)"
+        )
+    if known.size:
+        percent = np.arange(N_QUANTILES) / (N_QUANTILES - 1)
+        cuts = np.arange(1, bins) / bins
+        probs = np.union1d(percent, cuts)  # one partial sort for both
+        at = np.quantile(known, probs)
+        # Interpolation can wobble in the last bit; the CDF reading needs them monotone.
+        at = np.maximum.accumulate(at)
+        quantiles = at[np.searchsorted(probs, percent)]
+        edges = np.unique(at[np.searchsorted(probs, cuts)])
+    else:
+        quantiles = edges = np.empty(0)
+    grid = _Grid(edges.tolist(), quantiles.tolist())
+    fine, n_missing = grid.fine_counts(values)
+    shares = grid.coarse_counts(fine) / values.size
+    return FeatureProfile(
+        name=name,
+        kind="numeric",
+        edges=tuple(edges.tolist()),
+        shares=tuple(shares.tolist()),
+        levels=(),
+        missing_share=n_missing / values.size,
+        quantiles=tuple(quantiles.tolist()),
+    )
+
+
+def _categorical_profile(name: str, column: pd.Series) -> FeatureProfile:
+    counts, n_missing = _level_counts(column)
+    levels = tuple(sorted(counts))
+    n_rows = len(column)
+    return FeatureProfile(
+        name=name,
+        kind="categorical",
+        edges=(),
+        shares=tuple(counts[level] / n_rows for level in levels),
+        levels=levels,
+        missing_share=n_missing / n_rows,
+        quantiles=(),
+    )
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def compare(
+    reference: ReferenceProfile,
+    features: pd.DataFrame,
+    *,
+    scores: ArrayLike | None = None,
+    threshold: float = PSI_SIGNIFICANT,
+) -> DriftResult:
+    """Measure a batch (no labels needed) against a reference profile.
+
+    ``features`` must hold every feature of the profile (extra columns are ignored).
+    ``scores`` are the model's scores on the batch; they give ``score_psi``.
+    """
+    frame = _check_frame(features, "batch")
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+        raise ValueError(f"threshold must be a number, got {threshold!r}")
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise ValueError(f"threshold must be a positive PSI such as 0.25, got {threshold!r}")
+    absent = [f.name for f in reference.features if f.name not in frame.columns]
+    if len(absent) == 1:
+        raise ValueError(
+            f"column {absent[0]!r} is missing from the batch; drift needs every model feature"
+        )
+    if absent:
+        raise ValueError(
+            f"columns {', '.join(map(repr, absent))} are missing from the batch; drift needs "
+            f"every model feature"
+        )
+    score_values = None
+    if scores is not None:
+        if reference.score is None:
+            raise ValueError(
+                "scores were given but the reference profile has no score distribution; "
+                "build the reference with the model's scores on the training split"
+            )
+        score_values = _score_values(scores, len(frame))
+
+    n_rows = len(frame)
+    psis: dict[str, float] = {}
+    ks: dict[str, float] = {}
+    new_levels: dict[str, dict[str, int]] = {}
+    missing: dict[str, tuple[float, float]] = {}
+    for profile in reference.features:
+        column = _frame_column(frame, profile.name)
+        if profile.kind == "numeric":
+            values = _numeric_values(column, profile.name, "batch")
+            psis[profile.name], ks[profile.name], n_missing = _numeric_drift(profile, values)
+        else:
+            psis[profile.name], unseen, n_missing = _categorical_drift(profile, column)
+            if unseen:
+                new_levels[profile.name] = unseen
+        missing[profile.name] = (profile.missing_share, n_missing / n_rows)
+
+    score_psi = None
+    if score_values is not None and reference.score is not None:
+        score_psi = _numeric_drift(reference.score, score_values)[0]
+    drifted = sorted((name for name, v in psis.items() if v > threshold), key=lambda n: -psis[n])
+    return DriftResult(
+        psi=psis,
+        ks=ks,
+        score_psi=score_psi,
+        new_levels=new_levels,
+        missing=missing,
+        psi_max=max(psis.values()),
+        threshold=float(threshold),
+        drifted=tuple(drifted),
+        n_rows=n_rows,
+    )
+
+
+def _numeric_drift(profile: FeatureProfile, values: _Floats) -> tuple[float, float, int]:
+    """PSI, KS and missing count of one numeric column: one binning pass."""
+    grid = _Grid(profile.edges, profile.quantiles)
+    fine, n_missing = grid.fine_counts(values)
+    actual = np.append(grid.coarse_counts(fine), n_missing) / values.size
+    expected = np.array([*profile.shares, profile.missing_share])
+    return _psi(expected, actual), grid.ks(fine, values), n_missing
+
+
+def _categorical_drift(
+    profile: FeatureProfile, column: pd.Series
+) -> tuple[float, dict[str, int], int]:
+    """PSI over reference levels + one unseen bin + the missing bin; unseen levels by rows."""
+    counts, n_missing = _level_counts(column)
+    known = set(profile.levels)
+    unseen = {level: n for level, n in counts.items() if level not in known}
+    rows = np.array(
+        [*(counts.get(level, 0) for level in profile.levels), sum(unseen.values()), n_missing],
+        dtype=np.float64,
+    )
+    expected = np.array([*profile.shares, 0.0, profile.missing_share])
+    ordered = dict(sorted(unseen.items(), key=lambda kv: (-kv[1], kv[0])))
+    return _psi(expected, rows / len(column)), ordered, n_missing

@@ -1,0 +1,409 @@
+"""Evidence: everything a model-risk reviewer needs about one fitted model, in one object.
+
+`evaluate` measures a ModelSpec on each split — ranking, calibration, decisions, SHAP
+reason codes, fairness by group, drift against the training population — and `check`
+applies the config's gates to it. The report, the JSON evidence and the model card are
+all renderings of this one frozen object, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from evaluation.drift import DriftResult, ReferenceProfile, build_reference, compare
+from evaluation.explain import (
+    contributions,
+    directions,
+    global_importance,
+    monotonicity_violations,
+    plots,
+    reason_codes,
+    reason_texts,
+)
+from evaluation.fairness import FairnessResult, assess_fairness
+from evaluation.gates import GateResult, GateSpec, check_gates
+from evaluation.metrics import decision_metrics, score_bands, score_metrics
+from training.data import Dataset
+from training.models.spec import ModelSpec
+from training.split import Splits, SplitSummary
+
+__all__ = [
+    "Evidence",
+    "ExplainSettings",
+    "SplitEvidence",
+    "evaluate",
+    "evaluate_batch",
+    "score_split",
+]
+
+#: Rows of reason-code examples shown to a reviewer (ids only, never raw rows).
+REASON_EXAMPLES = 12
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    shap_sample: int = 5000
+    reason_codes: int = 4
+    reason_texts: Mapping[str, str] = field(default_factory=dict)
+    monotone: Mapping[str, int] = field(default_factory=dict)
+    protected: Sequence[str] = ()
+    fairness_bins: Mapping[str, Sequence[float]] = field(default_factory=dict)
+    min_group_size: int = 30
+    drift_bins: int = 10
+    drift_threshold: float = 0.25
+
+
+@dataclass(frozen=True)
+class SplitEvidence:
+    name: str
+    rows: int
+    metrics: Mapping[str, float]
+    bands: pd.DataFrame
+    calibration: pd.DataFrame  # bin, predicted, observed, count
+    roc: pd.DataFrame  # fpr, tpr (thinned)
+    fairness: FairnessResult | None
+    drift: DriftResult | None  # against the training reference; None for train itself
+
+
+@dataclass(frozen=True)
+class Evidence:
+    model_name: str
+    model_type: str
+    task: str
+    threshold: float
+    decision_rule: str
+    labels: tuple[str, str]
+    features: tuple[str, ...]
+    splits: Mapping[str, SplitEvidence]
+    split_summary: tuple[SplitSummary, ...]
+    importance: pd.DataFrame
+    plots: Mapping[str, bytes]
+    reason_examples: pd.DataFrame
+    monotonicity: Mapping[str, int]
+    reference: ReferenceProfile
+    directions: Mapping[str, int]
+    reason_texts: Mapping[str, str]
+    gates: GateResult
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def metric_values(self) -> dict[str, dict[str, float]]:
+        return {name: dict(part.metrics) for name, part in self.splits.items()}
+
+    @property
+    def validation_status(self) -> str:
+        return self.gates.status
+
+    def to_json(self) -> dict[str, Any]:
+        """The whole evidence as plain JSON (plots are left to the HTML report)."""
+
+        def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+            return json_safe(frame.to_dict(orient="records"))
+
+        return json_safe(
+            {
+                "model": {
+                    "name": self.model_name,
+                    "type": self.model_type,
+                    "task": self.task,
+                    "features": list(self.features),
+                    "decision": {
+                        "threshold": self.threshold,
+                        "rule": self.decision_rule,
+                        "labels": list(self.labels),
+                    },
+                },
+                "splits": [s.__dict__ for s in self.split_summary],
+                "metrics": self.metric_values(),
+                "score_bands": {n: records(p.bands) for n, p in self.splits.items()},
+                "calibration": {n: records(p.calibration) for n, p in self.splits.items()},
+                "fairness": {
+                    n: p.fairness.to_json()
+                    for n, p in self.splits.items()
+                    if p.fairness is not None
+                },
+                "drift": {
+                    n: p.drift.to_json() for n, p in self.splits.items() if p.drift is not None
+                },
+                "explainability": {
+                    "importance": records(self.importance),
+                    "monotonicity_violations": dict(self.monotonicity),
+                    "directions": dict(self.directions),
+                    "reason_texts": dict(self.reason_texts),
+                    "reason_examples": records(self.reason_examples),
+                },
+                "validation_status": self.validation_status,
+                "gates": self.gates.to_json(),
+                **self.extra,
+            }
+        )
+
+
+def json_safe(value: Any) -> Any:
+    """NaN/inf -> None and numpy scalars -> Python, recursively (JSON has no NaN)."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _calibration_table(y: NDArray[np.int8], p: NDArray[np.float64], bins: int = 10) -> pd.DataFrame:
+    """Observed vs predicted by equal-count bins of predicted probability."""
+    order = np.argsort(p, kind="stable")
+    rows = []
+    for i, chunk in enumerate(np.array_split(order, bins)):
+        if len(chunk):
+            rows.append(
+                {
+                    "bin": i + 1,
+                    "predicted": float(p[chunk].mean()),
+                    "observed": float(y[chunk].mean()),
+                    "count": len(chunk),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _roc_table(y: NDArray[np.int8], p: NDArray[np.float64], points: int = 200) -> pd.DataFrame:
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, p)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(points, len(fpr))).round().astype(int))
+    return pd.DataFrame({"fpr": fpr[keep], "tpr": tpr[keep]})
+
+
+def score_split(
+    spec: ModelSpec,
+    name: str,
+    features: pd.DataFrame,
+    y: NDArray[np.int8],
+    protected: pd.DataFrame,
+    *,
+    reference: ReferenceProfile | None,
+    explained: tuple[pd.DataFrame, Any] | None,
+    settings: ExplainSettings,
+) -> SplitEvidence:
+    """Every number about one split: ranking, calibration, decisions, fairness, drift."""
+    p = spec.probability(features)
+    metrics: dict[str, float] = {}
+    metrics.update(score_metrics(y, p))
+    metrics.update(decision_metrics(y, p, threshold=spec.decision.threshold))
+    fairness = None
+    if len(protected.columns):
+        fairness = assess_fairness(
+            y_true=y,
+            y_prob=p,
+            threshold=spec.decision.threshold,
+            protected=protected,
+            bins=settings.fairness_bins,
+            min_group_size=settings.min_group_size,
+        )
+        metrics["selection_rate_ratio"] = fairness.selection_rate_ratio
+        metrics["demographic_parity_difference"] = fairness.demographic_parity_difference
+        metrics["equalized_odds_difference"] = fairness.equalized_odds_difference
+    drift = None
+    if reference is not None:
+        drift = compare(reference, features, scores=p, threshold=settings.drift_threshold)
+        metrics["psi_max"] = drift.psi_max
+        if drift.score_psi is not None:
+            metrics["score_psi"] = drift.score_psi
+    else:
+        metrics["psi_max"] = 0.0
+        metrics["score_psi"] = 0.0
+    if explained is not None and settings.monotone:
+        frame, contrib = explained
+        metrics["monotonicity_violations"] = float(
+            sum(monotonicity_violations(frame, contrib, settings.monotone).values())
+        )
+    elif not settings.monotone:
+        metrics["monotonicity_violations"] = 0.0
+    return SplitEvidence(
+        name=name,
+        rows=len(y),
+        metrics={k: float(v) for k, v in metrics.items()},
+        bands=score_bands(y, p),
+        calibration=_calibration_table(y, p),
+        roc=_roc_table(y, p),
+        fairness=fairness,
+        drift=drift,
+    )
+
+
+def evaluate(
+    spec: ModelSpec,
+    splits: Splits,
+    *,
+    model_name: str,
+    gates: Sequence[GateSpec],
+    settings: ExplainSettings,
+    seed: int = 0,
+) -> Evidence:
+    """Measure `spec` on every split, explain it, and apply the gates."""
+    train = splits.train
+    train_p = spec.probability(train.features)
+    reference = build_reference(
+        train.features, categorical=train.categorical, scores=train_p, bins=settings.drift_bins
+    )
+
+    rng = np.random.default_rng(seed)
+    n_sample = min(settings.shap_sample, train.n_rows)
+    sample_rows = np.sort(rng.choice(train.n_rows, size=n_sample, replace=False))
+    sample = train.features.iloc[sample_rows].reset_index(drop=True)
+    sample_contrib = contributions(spec, sample)
+    feature_directions = directions(spec, sample, sample_contrib, settings.monotone)
+    texts = reason_texts(
+        spec.feature_names, feature_directions, settings.reason_texts, train.categorical
+    )
+
+    parts: dict[str, SplitEvidence] = {}
+    for name, part in splits.parts().items():
+        explained: tuple[pd.DataFrame, Any] | None = (sample, sample_contrib)
+        if name != "train" and settings.monotone:
+            head = part.features.iloc[: min(settings.shap_sample, part.n_rows)]
+            explained = (head, contributions(spec, head))
+        parts[name] = score_split(
+            spec,
+            name,
+            part.features,
+            part.target,
+            part.protected,
+            reference=None if name == "train" else reference,
+            explained=explained,
+            settings=settings,
+        )
+
+    examples = _reason_examples(spec, splits, texts, settings)
+    monotonicity = monotonicity_violations(sample, sample_contrib, settings.monotone)
+    gate_result = check_gates(gates, {n: p.metrics for n, p in parts.items()})
+    return Evidence(
+        model_name=model_name,
+        model_type=spec.model_type,
+        task=spec.task,
+        threshold=spec.decision.threshold,
+        decision_rule=spec.decision.rule,
+        labels=spec.decision.labels,
+        features=spec.feature_names,
+        splits=parts,
+        split_summary=splits.summary(),
+        importance=global_importance(sample_contrib),
+        plots=plots(sample_contrib, sample),
+        reason_examples=examples,
+        monotonicity=monotonicity,
+        reference=reference,
+        directions=feature_directions,
+        reason_texts=texts,
+        gates=gate_result,
+    )
+
+
+def _reason_examples(
+    spec: ModelSpec, splits: Splits, texts: Mapping[str, str], settings: ExplainSettings
+) -> pd.DataFrame:
+    return _reason_examples_of(spec, splits.test, texts, settings)
+
+
+def _reason_examples_of(
+    spec: ModelSpec, test: Dataset, texts: Mapping[str, str], settings: ExplainSettings
+) -> pd.DataFrame:
+    """The riskiest declined rows with their reasons — identified by id only."""
+    p = spec.probability(test.features)
+    declined = p >= spec.decision.threshold
+    order = np.argsort(-p, kind="stable")
+    chosen = order[declined[order]][:REASON_EXAMPLES]
+    if len(chosen) == 0:
+        return pd.DataFrame(columns=["id", "probability", "score", "decision"])
+    rows = test.features.iloc[chosen].reset_index(drop=True)
+    contrib = contributions(spec, rows)
+    reasons = reason_codes(
+        contrib,
+        declined=np.ones(len(chosen), dtype=bool),
+        k=settings.reason_codes,
+        texts=texts,
+        protected=settings.protected,
+    )
+    ids = (
+        test.ids.iloc[chosen].astype(str).to_numpy()
+        if test.ids is not None
+        else np.array([f"row {i}" for i in chosen])
+    )
+    scored = spec.predict(rows)
+    head = pd.DataFrame(
+        {
+            "id": ids,
+            "probability": scored["probability"].round(4),
+            "score": scored["score"],
+            "decision": scored["decision"],
+        }
+    )
+    return pd.concat([head, reasons.reset_index(drop=True)], axis=1)
+
+
+def evaluate_batch(
+    spec: ModelSpec,
+    dataset: Dataset,
+    *,
+    reference: ReferenceProfile,
+    model_name: str,
+    gates: Sequence[GateSpec],
+    settings: ExplainSettings,
+    directions_: Mapping[str, int],
+    texts: Mapping[str, str],
+    seed: int = 0,
+) -> Evidence:
+    """Re-test a registered model on new labelled data (`creditgov evaluate`).
+
+    The batch plays the part of the test split: gates on `test` apply to it, and drift
+    is measured against the reference profile stored with the model.
+    """
+    rng = np.random.default_rng(seed)
+    n_sample = min(settings.shap_sample, dataset.n_rows)
+    rows = np.sort(rng.choice(dataset.n_rows, size=n_sample, replace=False))
+    sample = dataset.features.iloc[rows].reset_index(drop=True)
+    contrib = contributions(spec, sample)
+    part = score_split(
+        spec,
+        "test",
+        dataset.features,
+        dataset.target,
+        dataset.protected,
+        reference=reference,
+        explained=(sample, contrib),
+        settings=settings,
+    )
+    summary = SplitSummary(
+        name="test",
+        rows=dataset.n_rows,
+        bads=int(dataset.target.sum()),
+        bad_rate=round(dataset.bad_rate, 6),
+        date_min=None if dataset.time is None else str(dataset.time.min().date()),
+        date_max=None if dataset.time is None else str(dataset.time.max().date()),
+    )
+    return Evidence(
+        model_name=model_name,
+        model_type=spec.model_type,
+        task=spec.task,
+        threshold=spec.decision.threshold,
+        decision_rule=spec.decision.rule,
+        labels=spec.decision.labels,
+        features=spec.feature_names,
+        splits={"test": part},
+        split_summary=(summary,),
+        importance=global_importance(contrib),
+        plots=plots(contrib, sample),
+        reason_examples=_reason_examples_of(spec, dataset, texts, settings),
+        monotonicity=monotonicity_violations(sample, contrib, settings.monotone),
+        reference=reference,
+        directions=dict(directions_),
+        reason_texts=dict(texts),
+        gates=check_gates(gates, {"test": part.metrics}),
+    )

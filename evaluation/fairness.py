@@ -1,0 +1,511 @@
+"""Group fairness of the decision: who is approved, and how the errors fall, per group.
+
+Why this module: a credit model can rank well overall and still decline one group far
+more often, or make its mistakes mostly in one group. A model-risk reviewer needs both
+the per-group numbers (to see *where*) and a few summary numbers a gate can test (to
+decide *whether*). fairlearn's :class:`~fairlearn.metrics.MetricFrame` computes the
+per-group numbers; this module fixes the conventions around it so every report means
+the same thing.
+
+Conventions (shared with :mod:`evaluation.metrics`):
+
+* ``y_true`` is 0/1 with 1 = bad (default); ``y_prob`` is the probability of bad.
+* The model **declines when** ``y_prob >= threshold``. The *approval rate* is the share
+  not declined.
+* TPR / FPR treat "declined" as the predicted positive: TPR = share of bads declined,
+  FPR = share of goods declined. Equalized odds asks that both be equal across groups.
+* A rate that the data cannot define is ``NaN``, never a silent 0: AUC when a group holds
+  one class only, TPR when it has no bads, FPR when it has no goods. (fairlearn's own
+  ``true_positive_rate`` returns 0 there; counting that 0 would report a gap the data
+  does not show, so such rates are left out of the equalized-odds gap instead.)
+
+Groups:
+
+* Every protected attribute on its own, plus -- when there are two or more -- their
+  intersection (attribute ``"sex×age"``, groups like ``"F×25-34"``), because a disparity
+  can hide in the marginals (young women treated worse while neither "women" nor
+  "the young" look out of line). Only combinations present in the data appear.
+* Numeric attributes are banded by ``evaluation.fairness.bins`` (see :func:`band`);
+  a numeric attribute without bins is used as-is only if it has at most 20 distinct
+  values, since a group per distinct income is no fairness table at all.
+* Missing values form their own group ``"missing"``: applicants with an unrecorded
+  attribute are people too, and dropping them would hide how they are treated.
+
+Small groups: a group with fewer than ``min_group_size`` rows is kept in the per-group
+table with ``small=True`` but **excluded from the summary numbers**. On 5 rows one
+applicant moves the approval rate by 20 points, so a four-fifths screen on it would
+fail or pass on noise; showing it (rather than dropping it silently) lets the reviewer
+see who was not assessed. :class:`AttributeSummary` lists the excluded groups.
+
+Summaries and gates: each attribute (and the intersection) gets
+``selection_rate_ratio`` (lowest / highest group approval rate, the four-fifths screen),
+``demographic_parity_difference`` (highest - lowest approval rate; the same on the
+decline decision) and ``equalized_odds_difference`` (the larger of the TPR gap and the
+FPR gap). They equal fairlearn's ``demographic_parity_difference`` and
+``equalized_odds_difference`` restricted to the counted groups, and are read off the
+same per-group table the reviewer sees. :class:`FairnessResult` holds the worst of each
+over the attributes. A summary that cannot be computed is ``NaN`` -- fewer than two
+counted groups, nobody approved in any group, or no attribute at all (fraud models have
+no protected columns) -- and a gate on ``NaN`` fails: ``NaN`` is never a pass, because
+"could not check" must not read as "checked and fine".
+
+fairlearn and scikit-learn are imported inside the functions that use them, so
+importing this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import numbers
+import types
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike, NDArray
+
+from evaluation.metrics import _check, _check_unit_interval
+
+__all__ = [
+    "MAX_UNBINNED_VALUES",
+    "MISSING",
+    "AttributeSummary",
+    "FairnessResult",
+    "GroupMetrics",
+    "assess_fairness",
+    "band",
+]
+
+MISSING = "missing"
+"""The group label for rows whose protected attribute is missing."""
+
+MAX_UNBINNED_VALUES = 20
+"""A numeric attribute without bins is used as-is only up to this many distinct values."""
+
+INTERSECTION_SEP = "×"
+
+
+@dataclass(frozen=True)
+class GroupMetrics:
+    """One group's row of the fairness table.
+
+    ``attribute`` is a protected column name, or the names joined by ``"×"`` for the
+    intersection. ``small`` means ``count < min_group_size``: the row is shown but does
+    not enter the summary numbers.
+    """
+
+    attribute: str
+    group: str
+    count: int
+    approval_rate: float
+    bad_rate: float
+    auc: float
+    tpr: float
+    fpr: float
+    small: bool
+
+
+@dataclass(frozen=True)
+class AttributeSummary:
+    """The summary numbers of one attribute (or the intersection), over counted groups.
+
+    ``lowest_group`` / ``highest_group`` are the counted groups with the lowest / highest
+    approval rate (the first in table order on ties; ``""`` when no group is counted).
+    ``group_sizes`` are the sizes of the groups behind the numbers; ``excluded_small``
+    names the groups left out for being smaller than ``min_group_size`` (their sizes are
+    in the per-group table).
+    """
+
+    attribute: str
+    selection_rate_ratio: float
+    demographic_parity_difference: float
+    equalized_odds_difference: float
+    lowest_group: str
+    highest_group: str
+    group_sizes: Mapping[str, int]
+    excluded_small: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "attribute": self.attribute,
+            "selection_rate_ratio": _json_float(self.selection_rate_ratio),
+            "demographic_parity_difference": _json_float(self.demographic_parity_difference),
+            "equalized_odds_difference": _json_float(self.equalized_odds_difference),
+            "lowest_group": self.lowest_group,
+            "highest_group": self.highest_group,
+            "group_sizes": dict(self.group_sizes),
+            "excluded_small": list(self.excluded_small),
+        }
+
+
+@dataclass(frozen=True)
+class FairnessResult:
+    """Per-group table and summaries; the top-level numbers are what gates test.
+
+    ``selection_rate_ratio`` is the minimum over the attributes (intersection included),
+    ``demographic_parity_difference`` and ``equalized_odds_difference`` the maximum: the
+    worst attribute decides. If any attribute's number is ``NaN`` -- or there are no
+    attributes -- the top-level number is ``NaN`` too, so a gate on it fails rather than
+    passing on what was not checked. Groups smaller than ``min_group_size`` are in
+    ``groups`` (``small=True``) but not in any summary number.
+    """
+
+    groups: tuple[GroupMetrics, ...]
+    attributes: tuple[AttributeSummary, ...]
+    selection_rate_ratio: float
+    demographic_parity_difference: float
+    equalized_odds_difference: float
+    min_group_size: int
+
+    def table(self) -> pd.DataFrame:
+        """The per-group table, one row per group, columns as in :class:`GroupMetrics`."""
+        columns = [f.name for f in dataclasses.fields(GroupMetrics)]
+        return pd.DataFrame([dataclasses.astuple(g) for g in self.groups], columns=columns)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict; undefined numbers are ``None`` (null) so the file is strict JSON."""
+        return {
+            "min_group_size": self.min_group_size,
+            "selection_rate_ratio": _json_float(self.selection_rate_ratio),
+            "demographic_parity_difference": _json_float(self.demographic_parity_difference),
+            "equalized_odds_difference": _json_float(self.equalized_odds_difference),
+            "attributes": [a.to_json() for a in self.attributes],
+            "groups": [
+                {
+                    f.name: _json_float(v) if isinstance(v, float) else v
+                    for f, v in zip(dataclasses.fields(g), dataclasses.astuple(g), strict=True)
+                }
+                for g in self.groups
+            ],
+        }
+
+
+def _json_float(value: float) -> float | None:
+    return float(value)
+
+
+# --------------------------------------------------------------------------- banding
+
+
+def _check_edges(attribute: str, edges: Sequence[float]) -> list[float]:
+    try:
+        cuts = [float(e) for e in edges]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"evaluation.fairness.bins.{attribute} must be a list of numbers, got {edges!r}"
+        ) from exc
+    if not cuts or not all(math.isfinite(c) for c in cuts):
+        raise ValueError(
+            f"evaluation.fairness.bins.{attribute} must be a non-empty list of finite numbers, "
+            f"got {edges!r}"
+        )
+    if any(b <= a for a, b in itertools.pairwise(cuts)):
+        raise ValueError(
+            f"evaluation.fairness.bins.{attribute} must be strictly increasing, got {edges!r}"
+        )
+    return cuts
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if x.is_integer() else f"{x:g}"
+
+
+def _band_labels(cuts: Sequence[float]) -> list[str]:
+    labels = [f"<{_number(cuts[0])}"]
+    for lo, hi in itertools.pairwise(cuts):
+        if lo.is_integer() and hi.is_integer():
+            top = int(hi) - 1
+            labels.append(str(int(lo)) if top == int(lo) else f"{int(lo)}-{top}")
+        else:
+            labels.append(f"{_number(lo)}-<{_number(hi)}")
+    labels.append(f"{_number(cuts[-1])}+")
+    return labels
+
+
+def band(values: pd.Series, edges: Sequence[float]) -> pd.Series:
+    """Band a numeric attribute: each band is closed below and open above.
+
+    With edges ``[25, 35, 50, 65]`` the bands are ``"<25"`` (x < 25), ``"25-34"``
+    (25 <= x < 35), ``"35-49"``, ``"50-64"`` and ``"65+"`` (x >= 65): the first and last
+    bands are open-ended, so every value lands somewhere, and an edge value belongs to
+    the band it starts. Labels of whole-number edges are written as inclusive whole-number
+    ranges (``"25-34"``), which is exact for whole-number attributes such as age in
+    years; for other values read ``"25-34"`` as 25 <= x < 35. Non-integer edges are
+    written ``"0.5-<1.5"``. Missing values (NaN / NA) get the group ``"missing"``.
+
+    Returns an ordered categorical Series (same index and name as ``values``) whose
+    categories are the bands in order followed by ``"missing"``, so tables sort by age
+    rather than alphabetically.
+    """
+    name = str(values.name) if values.name is not None else "values"
+    cuts = _check_edges(name, edges)
+    if not pd.api.types.is_numeric_dtype(values.dtype) or pd.api.types.is_bool_dtype(values.dtype):
+        raise ValueError(
+            f"protected attribute {name!r} has bins but is not numeric (dtype {values.dtype}); "
+            f"remove evaluation.fairness.bins.{name}"
+        )
+    x = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    labels = _band_labels(cuts)
+    codes = np.searchsorted(np.asarray(cuts), x, side="right")
+    codes = np.where(np.isnan(x), len(labels), codes)
+    categorical = pd.Categorical.from_codes(
+        codes, categories=pd.Index([*labels, MISSING]), ordered=True
+    )
+    return pd.Series(categorical, index=values.index, name=values.name)
+
+
+# --------------------------------------------------------------------------- grouping
+
+
+def _value_label(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _groups_of(
+    attribute: str, column: pd.Series, edges: Sequence[float] | None
+) -> tuple[NDArray[np.object_], list[str]]:
+    """Group label of every row, and the labels present in display order."""
+    if edges is not None:
+        banded = band(column, edges)
+        present = set(banded.astype(object))
+        order = [c for c in banded.cat.categories if c in present]
+        return banded.astype(object).to_numpy(dtype=object), order
+
+    is_numeric = pd.api.types.is_numeric_dtype(column.dtype) and not pd.api.types.is_bool_dtype(
+        column.dtype
+    )
+    distinct = column.dropna().unique()
+    if is_numeric and len(distinct) > MAX_UNBINNED_VALUES:
+        raise ValueError(
+            f"protected attribute {attribute!r} is numeric with {len(distinct)} distinct values "
+            f"and no bands; add evaluation.fairness.bins.{attribute} (band edges, e.g. "
+            f"[25, 35, 50, 65]) so its groups are large enough to compare"
+        )
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        ordered_values = [c for c in column.cat.categories if c in set(distinct)]
+    elif is_numeric:
+        ordered_values = sorted(distinct)
+    else:
+        ordered_values = sorted(distinct, key=str)
+    to_label = {v: _value_label(v) for v in ordered_values}
+    missing = column.isna().to_numpy()
+    labels = np.array(
+        [MISSING if m else to_label[v] for v, m in zip(column.tolist(), missing, strict=True)],
+        dtype=object,
+    )
+    order = list(dict.fromkeys(to_label.values()))
+    if missing.any():
+        order.append(MISSING)
+    return labels, order
+
+
+# --------------------------------------------------------------------------- per attribute
+
+
+def _per_group(
+    attribute: str,
+    labels: NDArray[np.object_],
+    order: Sequence[str],
+    y: NDArray[np.int64],
+    p: NDArray[np.float64],
+    declined: NDArray[np.int64],
+    min_group_size: int,
+) -> list[GroupMetrics]:
+    """The attribute's rows of the table, in display order.
+
+    The decision rates come from one fairlearn MetricFrame (``y_pred`` = declined).
+    Count, bad rate and AUC do not depend on the decision -- AUC needs the scores, which
+    MetricFrame's ``y_pred`` does not carry -- so they come from a plain group-by.
+    """
+    from fairlearn.metrics import (
+        MetricFrame,
+        false_positive_rate,
+        selection_rate,
+        true_positive_rate,
+    )
+    from sklearn.metrics import roc_auc_score
+
+    def approval_rate(y_true: NDArray[Any], y_pred: NDArray[Any]) -> float:
+        # y_pred is "declined"; approval is its 0 outcome.
+        return float(selection_rate(y_true, y_pred, pos_label=0))
+
+    def tpr(y_true: NDArray[Any], y_pred: NDArray[Any]) -> float:
+        if not np.any(y_true == 1):
+            return math.nan
+        return float(true_positive_rate(y_true, y_pred, pos_label=1))
+
+    def fpr(y_true: NDArray[Any], y_pred: NDArray[Any]) -> float:
+        if not np.any(y_true == 0):
+            return math.nan
+        return float(false_positive_rate(y_true, y_pred, pos_label=1))
+
+    def auc(rows: NDArray[np.intp]) -> float:
+        yg = y[rows]
+        if yg.min() == yg.max():
+            return math.nan
+        return float(roc_auc_score(yg, p[rows]))
+
+    frame = MetricFrame(
+        metrics={"approval_rate": approval_rate, "tpr": tpr, "fpr": fpr},
+        y_true=y,
+        y_pred=declined,
+        sensitive_features=pd.Series(labels, name=attribute, dtype=object),
+    )
+    by_group = frame.by_group
+    row_sets = pd.Series(labels, dtype=object).groupby(labels, sort=False).indices
+    rows = []
+    for group in order:
+        idx = np.asarray(row_sets[group], dtype=np.intp)
+        n = int(idx.size)
+        rows.append(
+            GroupMetrics(
+                attribute=attribute,
+                group=group,
+                count=n,
+                approval_rate=float(by_group.loc[group, "approval_rate"]),
+                bad_rate=float(y[idx].mean()),
+                auc=auc(idx),
+                tpr=float(by_group.loc[group, "tpr"]),
+                fpr=float(by_group.loc[group, "fpr"]),
+                small=n < min_group_size,
+            )
+        )
+    return rows
+
+
+def _gap(values: Sequence[float]) -> float:
+    """Largest minus smallest defined value; NaN when fewer than two groups define it."""
+    defined = [v for v in values if not math.isnan(v)]
+    return max(defined) - min(defined) if len(defined) >= 2 else math.nan
+
+
+def _summary(attribute: str, groups: Sequence[GroupMetrics]) -> AttributeSummary:
+    counted = [g for g in groups if not g.small]
+    excluded = tuple(g.group for g in groups if g.small)
+    sizes = types.MappingProxyType({g.group: g.count for g in counted})
+    if not counted:
+        return AttributeSummary(attribute, math.nan, math.nan, math.nan, "", "", sizes, excluded)
+    lowest = min(counted, key=lambda g: g.approval_rate)
+    highest = max(counted, key=lambda g: g.approval_rate)
+    if len(counted) < 2:
+        # One group compared with nothing is not evidence of parity.
+        ratio = dpd = eod = math.nan
+    else:
+        hi, lo = highest.approval_rate, lowest.approval_rate
+        ratio = lo / hi if hi > 0 else math.nan
+        dpd = hi - lo
+        tpr_gap = _gap([g.tpr for g in counted])
+        fpr_gap = _gap([g.fpr for g in counted])
+        eod = math.nan if math.isnan(tpr_gap) or math.isnan(fpr_gap) else max(tpr_gap, fpr_gap)
+    return AttributeSummary(
+        attribute=attribute,
+        selection_rate_ratio=ratio,
+        demographic_parity_difference=dpd,
+        equalized_odds_difference=eod,
+        lowest_group=lowest.group,
+        highest_group=highest.group,
+        group_sizes=sizes,
+        excluded_small=excluded,
+    )
+
+
+def _worst(values: Sequence[float], pick: Callable[[Sequence[float]], float]) -> float:
+    if not values or any(math.isnan(v) for v in values):
+        return math.nan
+    return float(pick(values))
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def assess_fairness(
+    *,
+    y_true: ArrayLike,
+    y_prob: ArrayLike,
+    threshold: float,
+    protected: pd.DataFrame,
+    bins: Mapping[str, Sequence[float]] | None = None,
+    min_group_size: int = 30,
+) -> FairnessResult:
+    """Per-group metrics and fairness summaries of the decision ``y_prob >= threshold``.
+
+    ``protected`` holds the protected attributes, one column each, row-aligned with
+    ``y_true`` / ``y_prob`` (its index is ignored). ``bins`` maps numeric attributes to
+    band edges (:func:`band`); entries for attributes not in ``protected`` are ignored,
+    because the configured default (``age``) also applies to jobs without that column.
+    Groups with fewer than ``min_group_size`` rows are reported with ``small=True`` and
+    excluded from the summaries (see the module docstring for why).
+
+    With no protected columns (fraud models) the result has no groups and ``NaN``
+    summaries, so a fairness gate configured for such a job fails instead of passing
+    on nothing.
+
+    Raises ``ValueError`` for bad labels / probabilities / threshold, a length mismatch,
+    duplicate column names, bins on a non-numeric attribute, or a numeric attribute
+    with more than 20 distinct values and no bins (the message names the config key).
+    """
+    t = _check_unit_interval("threshold", threshold)
+    y, p = _check(y_true, y_prob, need_both_classes=False)
+    if (
+        isinstance(min_group_size, bool)
+        or not isinstance(min_group_size, numbers.Integral)
+        or min_group_size < 1
+    ):
+        raise ValueError(f"min_group_size must be an int >= 1, got {min_group_size!r}")
+    if not isinstance(protected, pd.DataFrame):
+        raise TypeError(f"protected must be a pandas DataFrame, got {type(protected).__name__}")
+    names = [str(c) for c in protected.columns]
+    if len(set(names)) != len(names):
+        raise ValueError(f"protected has duplicate column names: {names}")
+    if names and len(protected) != y.shape[0]:
+        raise ValueError(
+            f"protected has {len(protected)} rows but y_true has {y.shape[0]}; "
+            "they must be row-aligned"
+        )
+    bins = bins or {}
+    declined = (p >= t).astype(np.int64)
+
+    columns = protected.reset_index(drop=True)
+    grouping: list[tuple[str, NDArray[np.object_], list[str]]] = []
+    for name, column_name in zip(names, columns.columns, strict=True):
+        labels, order = _groups_of(name, columns[column_name], bins.get(name))
+        grouping.append((name, labels, order))
+    if len(grouping) >= 2:
+        combined = np.array(
+            [INTERSECTION_SEP.join(parts) for parts in zip(*(g[1] for g in grouping), strict=True)],
+            dtype=object,
+        )
+        present = set(combined.tolist())
+        order = [
+            c
+            for c in (
+                INTERSECTION_SEP.join(parts)
+                for parts in itertools.product(*(g[2] for g in grouping))
+            )
+            if c in present
+        ]
+        grouping.append((INTERSECTION_SEP.join(names), combined, order))
+
+    groups: list[GroupMetrics] = []
+    summaries: list[AttributeSummary] = []
+    for attribute, labels, order in grouping:
+        rows = _per_group(attribute, labels, order, y, p, declined, int(min_group_size))
+        groups.extend(rows)
+        summaries.append(_summary(attribute, rows))
+
+    return FairnessResult(
+        groups=tuple(groups),
+        attributes=tuple(summaries),
+        selection_rate_ratio=_worst([s.selection_rate_ratio for s in summaries], min),
+        demographic_parity_difference=_worst(
+            [s.demographic_parity_difference for s in summaries], max
+        ),
+        equalized_odds_difference=_worst([s.equalized_odds_difference for s in summaries], max),
+        min_group_size=int(min_group_size),
+    )

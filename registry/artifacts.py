@@ -1,0 +1,114 @@
+"""Fetch what was registered: the model's state, its drift reference, the run's config.
+
+`creditgov evaluate`, `drift` and `report` start from a model URI (`models:/name/3`,
+`models:/name@champion`) and need the pieces the job logged; this module resolves the
+URI to a version and run and reads those pieces back as plain data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+__all__ = ["ModelBundle", "ModelNotFound", "download_reports", "load_bundle", "resolve_version"]
+
+_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
+
+
+class ModelNotFound(ValueError):
+    """The URI names no registered version; the message says how to list them."""
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    name: str
+    version: str
+    run_id: str
+    state: dict[str, Any]
+    model_text: str | None
+    reference: dict[str, Any] | None
+    config: dict[str, Any] | None
+    tags: dict[str, str]
+
+
+def resolve_version(client: MlflowClient, uri: str) -> tuple[str, str]:
+    """(name, version) for `models:/name/N` or `models:/name@alias`."""
+    match = _URI.match(uri)
+    if not match:
+        raise ModelNotFound(
+            f"{uri}: not a registered-model URI; use models:/NAME/VERSION or models:/NAME@ALIAS"
+        )
+    name = match["name"]
+    try:
+        if match["alias"]:
+            version = client.get_model_version_by_alias(name, match["alias"]).version
+        else:
+            version = client.get_model_version(name, match["version"]).version
+    except MlflowException:
+        raise ModelNotFound(
+            f"{uri}: no such model version; `creditgov models list` shows what is registered"
+        ) from None
+    return name, str(version)
+
+
+def load_bundle(client: MlflowClient, uri: str) -> ModelBundle:
+    name, version = resolve_version(client, uri)
+    mv = client.get_model_version(name, version)
+    with tempfile.TemporaryDirectory(prefix="creditgov-bundle-") as tmp:
+        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
+        state = json.loads(_one(local, "state.json").read_text(encoding="utf-8"))
+        text_file = next(local.rglob("model.txt"), None)
+        reference_file = next(local.rglob("reference_profile.json"), None)
+        model_text = text_file.read_text(encoding="utf-8") if text_file else None
+        reference = (
+            json.loads(reference_file.read_text(encoding="utf-8")) if reference_file else None
+        )
+    config = None
+    if mv.run_id:
+        try:
+            config = mlflow.artifacts.load_dict(f"runs:/{mv.run_id}/config/resolved_config.json")
+        except (MlflowException, OSError):
+            config = None
+    return ModelBundle(
+        name, version, mv.run_id or "", state, model_text, reference, config, dict(mv.tags)
+    )
+
+
+def _one(folder: Path, name: str) -> Path:
+    found = next(folder.rglob(name), None)
+    if found is None:
+        raise ModelNotFound(f"{folder}: the model has no {name}; was it logged by creditgov?")
+    return found
+
+
+def download_reports(client: MlflowClient, name: str, version: str, out: Path) -> list[Path]:
+    """Copy the version's report files (report.html, evidence.json, model_card.md) to `out`."""
+    mv = client.get_model_version(name, version)
+    if not mv.run_id:
+        raise ModelNotFound(f"models:/{name}/{version} has no source run, so no report")
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="creditgov-reports-") as tmp:
+        try:
+            local = Path(
+                mlflow.artifacts.download_artifacts(f"runs:/{mv.run_id}/reports", dst_path=tmp)
+            )
+        except (MlflowException, OSError):
+            raise ModelNotFound(
+                f"models:/{name}/{version}: its run has no reports/ artifacts"
+            ) from None
+        written = []
+        for source in sorted(p for p in local.rglob("*") if p.is_file()):
+            target = out / source.relative_to(local)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+            written.append(target)
+    return written
