@@ -44,10 +44,11 @@ class Kind(StrEnum):
 
 def _bad_input_types() -> tuple[type[BaseException], ...]:
     from creditgov.config import ConfigError
+    from registry.artifacts import ModelNotFound
     from training.data import DataError
     from training.tuning import TuneError
 
-    return (ConfigError, DataError, TuneError)
+    return (ConfigError, DataError, TuneError, ModelNotFound)
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -183,12 +184,11 @@ def evaluate(
 ) -> None:
     """Re-test a registered model on new labelled data: the same evidence as `train`."""
     from creditgov.checks import retest
-    from registry.artifacts import ModelNotFound
 
     try:
         with console.status("Scoring, explaining and testing the batch"):
             outcome = retest(model, data, report_dir=report)
-    except (*_bad_input_types(), ModelNotFound) as err:
+    except _bad_input_types() as err:
         raise _fail(str(err), EXIT_BAD_INPUT) from None
     summary = outcome.summary()
     _write_json(json_path, summary)
@@ -213,12 +213,11 @@ def drift(
 ) -> None:
     """Compare a new batch with the population the model was trained on (PSI, KS, new levels)."""
     from creditgov.checks import check_drift
-    from registry.artifacts import ModelNotFound
 
     try:
         with console.status("Comparing the batch with the training population"):
             outcome = check_drift(model, data, report_dir=report)
-    except (*_bad_input_types(), ModelNotFound) as err:
+    except _bad_input_types() as err:
         raise _fail(str(err), EXIT_BAD_INPUT) from None
     result = outcome.result
     _write_json(json_path, outcome.summary())

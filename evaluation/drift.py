@@ -21,8 +21,8 @@ applications in ``creditgov drift``; no labels needed) against that profile:
 
   ``psi_max`` (the largest feature PSI) is the gate metric; a feature over ``threshold``
   (default 0.25) is listed in ``drifted``.
-* **Bins.** Numeric features use the reference deciles (``bins`` equal-count bins, edges
-  deduplicated, so a feature with many ties gets fewer bins), right-closed:
+* **Bins.** Numeric features use ``bins`` equal-count bins of the reference (deciles by
+  default; edges deduplicated, so a feature with many ties gets fewer bins), right-closed:
   bin ``i`` holds ``edges[i-1] < x <= edges[i]``. Categorical features use one bin per
   reference level plus one "unseen" bin for levels the reference never had (reference share 0,
   counted per level in ``new_levels``). Both kinds add a bin for missing values, so a rise in
@@ -88,6 +88,8 @@ _SHARE_TOLERANCE = 1e-6
 _BUCKETS = 1 << 14
 #: Up to this many fine-bin points, numpy's binary search is as cheap as the buckets.
 _SMALL_GRID = 16
+#: Below this many values, building the bucket tables costs more than it saves.
+_BUCKET_MIN_ROWS = 10_000
 
 _Floats = NDArray[np.float64]
 _Counts = NDArray[np.int64]
@@ -357,8 +359,10 @@ class _Buckets:
         shared = per_bucket > 1
         self.shared_codes = np.repeat(shared, 2)  # indexed by 2 * bucket + above
         self.has_shared = bool(shared.any())
-        self.keep = ~shared
-        self.keep[_BUCKETS + 1] = False  # the missing values' bucket: counted apart
+        keep = ~shared
+        keep[_BUCKETS + 1] = False  # the missing values' bucket: counted apart
+        self.keep = keep
+        self.keep_base = self.base[keep]
 
     @staticmethod
     def usable(low: float, high: float) -> bool:
@@ -388,7 +392,7 @@ class _Buckets:
         code += above
         del above
         per_code = np.bincount(code, minlength=2 * (_BUCKETS + 2)).reshape(_BUCKETS + 2, 2)
-        base = self.base[self.keep]
+        base = self.keep_base
         fine = np.bincount(base, weights=per_code[self.keep, 0], minlength=n_points + 2)
         fine += np.bincount(base + 1, weights=per_code[self.keep, 1], minlength=n_points + 2)
         out = np.rint(fine[: n_points + 1]).astype(np.int64)
@@ -418,27 +422,36 @@ class _Grid:
         self.coarse = np.searchsorted(edge_at, np.arange(n_points + 1), side="left")
         self.n_coarse = edge_array.size + 1
         self.quantiles = q
-        if q.size:
-            # Reference CDF at each distinct percentile value: the highest percentile equal to
-            # it (a mass point such as 0 spans several percentiles).
-            last = np.r_[q[1:] != q[:-1], True]
-            self.ks_at = np.searchsorted(self.points, q[last])
-            self.ks_ref = np.flatnonzero(last) / (q.size - 1)
+        # Reference CDF at each distinct percentile value: the highest percentile equal to it
+        # (a mass point such as 0 spans several percentiles).
+        last = np.r_[q[1:] != q[:-1], True] if q.size else np.zeros(0, dtype=bool)
+        self.ks_at = np.searchsorted(self.points, q[last])
+        self.ks_ref = np.flatnonzero(last) / max(q.size - 1, 1)
         low, high = (q[1], q[-2]) if q.size else (math.nan, math.nan)
         if q.size and not high > low:
             low, high = q[0], q[-1]
-        self.buckets = (
-            _Buckets(self.points, low, high)
+        self._range = (
+            (float(low), float(high))
             if n_points > _SMALL_GRID and _Buckets.usable(low, high)
             else None
         )
+        self._buckets: _Buckets | None = None
+
+    def buckets(self, n_values: int) -> _Buckets | None:
+        """The bucket tables, when they pay for themselves on this many values (built once)."""
+        if self._range is None or n_values < _BUCKET_MIN_ROWS:
+            return None
+        if self._buckets is None:
+            self._buckets = _Buckets(self.points, *self._range)
+        return self._buckets
 
     def fine_counts(self, values: _Floats) -> tuple[_Counts, int]:
         """Non-missing values per fine bin, and the number of missing values."""
         missing = np.isnan(values)
         n_missing = int(np.count_nonzero(missing))
-        if self.buckets is not None:
-            return self.buckets.counts(values, missing), n_missing
+        buckets = self.buckets(values.size)
+        if buckets is not None:
+            return buckets.counts(values, missing), n_missing
         at = np.searchsorted(self.points, values, side="left")  # NaN sorts last: bin n_points
         fine = np.bincount(at, minlength=self.points.size + 1).astype(np.int64)
         fine[-1] -= n_missing
@@ -623,6 +636,8 @@ def compare(
     ``scores`` are the model's scores on the batch; they give ``score_psi``.
     """
     frame = _check_frame(features, "batch")
+    if not reference.features:
+        raise ValueError("the reference profile has no features; rebuild it with build_reference")
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
         raise ValueError(f"threshold must be a number, got {threshold!r}")
     if not (math.isfinite(threshold) and threshold > 0):

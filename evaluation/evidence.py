@@ -190,7 +190,6 @@ def score_split(
     protected: pd.DataFrame,
     *,
     reference: ReferenceProfile | None,
-    explained: tuple[pd.DataFrame, Any] | None,
     settings: ExplainSettings,
 ) -> SplitEvidence:
     """Every number about one split: ranking, calibration, decisions, fairness, drift."""
@@ -220,12 +219,11 @@ def score_split(
     else:
         metrics["psi_max"] = 0.0
         metrics["score_psi"] = 0.0
-    if explained is not None and settings.monotone:
-        frame, contrib = explained
+    if settings.monotone:
         metrics["monotonicity_violations"] = float(
-            sum(monotonicity_violations(frame, contrib, settings.monotone).values())
+            sum(monotonicity_violations(spec, features, settings.monotone).values())
         )
-    elif not settings.monotone:
+    else:
         metrics["monotonicity_violations"] = 0.0
     return SplitEvidence(
         name=name,
@@ -267,10 +265,6 @@ def evaluate(
 
     parts: dict[str, SplitEvidence] = {}
     for name, part in splits.parts().items():
-        explained: tuple[pd.DataFrame, Any] | None = (sample, sample_contrib)
-        if name != "train" and settings.monotone:
-            head = part.features.iloc[: min(settings.shap_sample, part.n_rows)]
-            explained = (head, contributions(spec, head))
         parts[name] = score_split(
             spec,
             name,
@@ -278,12 +272,11 @@ def evaluate(
             part.target,
             part.protected,
             reference=None if name == "train" else reference,
-            explained=explained,
             settings=settings,
         )
 
     examples = _reason_examples(spec, splits, texts, settings)
-    monotonicity = monotonicity_violations(sample, sample_contrib, settings.monotone)
+    monotonicity = monotonicity_violations(spec, sample, settings.monotone)
     gate_result = check_gates(gates, {n: p.metrics for n, p in parts.items()})
     return Evidence(
         model_name=model_name,
@@ -319,7 +312,11 @@ def _reason_examples_of(
     p = spec.probability(test.features)
     declined = p >= spec.decision.threshold
     order = np.argsort(-p, kind="stable")
-    chosen = order[declined[order]][:REASON_EXAMPLES]
+    ranked = order[declined[order]]
+    # Spread the examples from the riskiest decline to the marginal one: a reviewer should
+    # see why borderline applicants are declined, not only the obvious cases.
+    spread = np.linspace(0, len(ranked) - 1, min(REASON_EXAMPLES, len(ranked)))
+    chosen = ranked[np.unique(spread.round().astype(int))] if len(ranked) else ranked
     if len(chosen) == 0:
         return pd.DataFrame(columns=["id", "probability", "score", "decision"])
     rows = test.features.iloc[chosen].reset_index(drop=True)
@@ -377,7 +374,6 @@ def evaluate_batch(
         dataset.target,
         dataset.protected,
         reference=reference,
-        explained=(sample, contrib),
         settings=settings,
     )
     summary = SplitSummary(
@@ -401,7 +397,7 @@ def evaluate_batch(
         importance=global_importance(contrib),
         plots=plots(contrib, sample),
         reason_examples=_reason_examples_of(spec, dataset, texts, settings),
-        monotonicity=monotonicity_violations(sample, contrib, settings.monotone),
+        monotonicity=monotonicity_violations(spec, sample, settings.monotone),
         reference=reference,
         directions=dict(directions_),
         reason_texts=dict(texts),

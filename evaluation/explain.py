@@ -294,37 +294,43 @@ def reason_codes(
 
 
 def monotonicity_violations(
-    frame: pd.DataFrame, contrib: Contributions, monotone: Mapping[str, int]
+    spec: ModelSpec,
+    frame: pd.DataFrame,
+    monotone: Mapping[str, int],
+    *,
+    rows: int = 200,
+    grid: int = 15,
 ) -> dict[str, int]:
     """Per monotone feature, how often its SHAP value steps against the declared sign.
 
-    Sort the rows where the feature is present by its value; count adjacent pairs whose
-    contribution moves against the sign by more than `MONOTONE_TOLERANCE`. Rows with
-    equal feature values are ordered by contribution in the declared direction, so a tie
-    never counts and the count does not depend on row order. The gate metric
-    ``monotonicity_violations`` is the sum of the counts.
+    For up to `rows` rows of `frame`, the feature alone is moved across `grid` points (the
+    quantiles of its values in `frame`) with every other feature held where it is, and
+    the feature's own contribution is recomputed at each point. A step where it moves
+    against the declared sign by more than `MONOTONE_TOLERANCE` is a violation; the gate
+    metric ``monotonicity_violations`` is the sum over features.
 
-    Read a non-zero count with care: a feature's TreeSHAP value depends on the other
-    features of the row, so a model that is monotone in the feature (as LightGBM's
-    constraints guarantee) still shows violations across rows when the feature interacts
-    with others. The count is 0 when the monotone features enter additively (e.g.
-    LightGBM ``interaction_constraints`` keeping each in a group of its own; a scorecard).
+    Why held fixed: a feature's TreeSHAP value also depends on the row's other features,
+    so comparing different rows sorted by the feature shows "violations" in any model
+    with interactions, monotone or not. Moving one feature of one row isolates exactly
+    what a monotone constraint promises (risk never falls as the feature rises).
     """
-    if len(frame) != contrib.values.shape[0]:
-        raise ValueError(
-            f"frame has {len(frame)} rows but the contributions {contrib.values.shape[0]}"
-        )
-    unknown = [name for name in monotone if name not in contrib.features]
+    unknown = [name for name in monotone if name not in spec.feature_names]
     if unknown:
         raise ValueError(f"model.monotone names {unknown}, which the model does not use")
+    base = frame.iloc[: min(rows, len(frame))].reset_index(drop=True)
     out: dict[str, int] = {}
     for name, declared in monotone.items():
-        sign = 1.0 if declared > 0 else -1.0
         x = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        present = ~np.isnan(x)
-        signed = sign * contrib.values[present, contrib.features.index(name)]
-        order = np.lexsort((signed, x[present]))
-        out[name] = int(np.count_nonzero(np.diff(signed[order]) < -MONOTONE_TOLERANCE))
+        x = x[~np.isnan(x)]
+        if len(base) == 0 or x.size == 0:
+            out[name] = 0
+            continue
+        points = np.unique(np.quantile(x, np.linspace(0.0, 1.0, grid)))
+        moved = pd.concat([base.assign(**{name: v}) for v in points], ignore_index=True)
+        column = contributions(spec, moved).values[:, spec.feature_names.index(name)]
+        path = column.reshape(len(points), len(base)).T  # one row per base row, along the grid
+        steps = np.diff(path, axis=1) * (1.0 if declared > 0 else -1.0)
+        out[name] = int(np.count_nonzero(steps < -MONOTONE_TOLERANCE))
     return out
 
 

@@ -185,7 +185,7 @@ class FairnessResult:
 
 
 def _json_float(value: float) -> float | None:
-    return float(value)
+    return None if math.isnan(value) else float(value)
 
 
 # --------------------------------------------------------------------------- banding
@@ -477,19 +477,13 @@ def assess_fairness(
         labels, order = _groups_of(name, columns[column_name], bins.get(name))
         grouping.append((name, labels, order))
     if len(grouping) >= 2:
-        combined = np.array(
-            [INTERSECTION_SEP.join(parts) for parts in zip(*(g[1] for g in grouping), strict=True)],
-            dtype=object,
-        )
-        present = set(combined.tolist())
-        order = [
-            c
-            for c in (
-                INTERSECTION_SEP.join(parts)
-                for parts in itertools.product(*(g[2] for g in grouping))
-            )
-            if c in present
-        ]
+        # Only combinations present, ordered as the cartesian product of the attributes'
+        # own orders (without enumerating the product, which can be huge).
+        tuples = list(zip(*(g[1] for g in grouping), strict=True))
+        ranks = [{label: i for i, label in enumerate(g[2])} for g in grouping]
+        present = sorted(set(tuples), key=lambda t: [r[v] for r, v in zip(ranks, t, strict=True)])
+        combined = np.array([INTERSECTION_SEP.join(t) for t in tuples], dtype=object)
+        order = [INTERSECTION_SEP.join(t) for t in present]
         grouping.append((INTERSECTION_SEP.join(names), combined, order))
 
     groups: list[GroupMetrics] = []

@@ -18,10 +18,14 @@ __all__ = ["GateOutcome", "GateResult", "GateSpec", "check_gates"]
 class GateSpec(Protocol):
     """What a gate in the config says (creditgov.config.GateConfig has this shape)."""
 
-    metric: str
-    split: str
-    min: float | None
-    max: float | None
+    @property
+    def metric(self) -> str: ...
+    @property
+    def split(self) -> str: ...
+    @property
+    def min(self) -> float | None: ...
+    @property
+    def max(self) -> float | None: ...
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ h3{font-size:15px;margin:20px 0 6px;color:#394150}
 table{border-collapse:collapse;font-size:13px;margin:8px 0 12px;width:auto}
 th,td{border-bottom:1px solid #e7e9ee;padding:4px 10px;text-align:right}th{background:#f0f2f5;font-weight:600}
 td.l,th.l{text-align:left}tr.small td{color:#8a919c;font-style:italic}tr.bad td{background:#fdf1f0}
-.grid2{display:grid;grid-template-columns:1fr 1fr;gap:12px}img{max-width:100%;border:1px solid #eef0f3;border-radius:4px}
+.grid2{display:grid;grid-template-columns:1fr 1fr;gap:12px}.grid3{display:grid;grid-template-columns:1fr 1fr 1fr;gap:10px}img{max-width:100%;border:1px solid #eef0f3;border-radius:4px}
 nav{font-size:13px;margin:8px 0 0}nav a{margin-right:12px;color:#2b5bd7;text-decoration:none}
 p.note{font-size:13px;color:#5b6472;max-width:900px}
 """
@@ -96,11 +96,12 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, int | np.integer):
         return f"{int(value):,}"
     if isinstance(value, float | np.floating):
-        if not np.isfinite(value):
+        number = float(value)
+        if not np.isfinite(number):
             return "—"
-        if float(value).is_integer() and abs(value) >= 10:
-            return f"{int(value):,}"
-        return f"{value:.{digits}f}"
+        if number.is_integer() and abs(number) >= 2:  # counts held as floats
+            return f"{int(number):,}"
+        return f"{number:.{digits}f}"
     return _e(value)
 
 
@@ -110,10 +111,13 @@ def _table(
     left = set(left)
     head = "".join(f'<th class="{"l" if c in left else ""}">{_e(c)}</th>' for c in frame.columns)
     body = []
-    for i, (_, row) in enumerate(frame.iterrows()):
+    # Column by column, so an integer column stays integer (iterrows would upcast the row).
+    columns = [frame[c].tolist() for c in frame.columns]
+    for i in range(len(frame)):
         cls = "" if row_class is None else f' class="{row_class.iloc[i]}"'
         cells = "".join(
-            f'<td class="{"l" if c in left else ""}">{_fmt(row[c])}</td>' for c in frame.columns
+            f'<td class="{"l" if c in left else ""}">{_fmt(columns[j][i])}</td>'
+            for j, c in enumerate(frame.columns)
         )
         body.append(f"<tr{cls}>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -154,12 +158,11 @@ def _roc_ks_plot(evidence: Evidence) -> bytes:
     roc_ax.legend(fontsize=8, loc="lower right")
     test = evidence.splits.get("test") or next(iter(evidence.splits.values()))
     bands = test.bands
-    bad_cdf = np.cumsum(bands["bads"][::-1]) / max(1, bands["bads"].sum())
-    goods = bands["count"] - bands["bads"]
-    good_cdf = np.cumsum(goods[::-1]) / max(1, goods.sum())
+    bads = bands["bads"].to_numpy(dtype=np.float64)[::-1]
+    goods = bands["count"].to_numpy(dtype=np.float64)[::-1] - bads
     x = np.arange(1, len(bands) + 1)
-    ks_ax.plot(x, bad_cdf.to_numpy(), marker="o", label="bads (cumulative)")
-    ks_ax.plot(x, good_cdf.to_numpy(), marker="o", label="goods (cumulative)")
+    ks_ax.plot(x, np.cumsum(bads) / max(1.0, bads.sum()), marker="o", label="bads (cumulative)")
+    ks_ax.plot(x, np.cumsum(goods) / max(1.0, goods.sum()), marker="o", label="goods (cumulative)")
     ks_ax.set(
         xlabel="score band, riskiest first",
         ylabel="cumulative share",
@@ -227,7 +230,7 @@ def _psi_plot(drift: Any) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    psi = pd.Series(dict(drift.psi)).sort_values()
+    psi = pd.Series(dict(drift.psi), dtype="float64").sort_values()
     fig, ax = plt.subplots(figsize=(9.5, 0.28 * len(psi) + 1.2))
     colors = [
         "#a1261b" if v > drift.threshold else "#e2a400" if v > 0.1 else "#4c78a8" for v in psi
@@ -320,10 +323,10 @@ def render_html(evidence: Evidence, context: Mapping[str, Any]) -> str:
         f"<div>{_img(plots['importance'], 'mean |SHAP|')}</div>" if "importance" in plots else "",
         f"<div>{_img(plots['beeswarm'], 'beeswarm')}</div>" if "beeswarm" in plots else "",
         "</div>",
-        f"<h3>Dependence of the top features</h3><div class='grid2'>{dependence}</div>"
+        f"<h3>Dependence of the top features</h3><div class='grid3'>{dependence}</div>"
         if dependence
         else "",
-        "<h3>Reason codes: examples from the riskiest declined test rows (ids only)</h3>",
+        "<h3>Reason codes: declined test rows across the declined range (ids only)</h3>",
         _table(
             evidence.reason_examples,
             left=[c for c in evidence.reason_examples.columns if c not in {"probability", "score"}],

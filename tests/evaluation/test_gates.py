@@ -12,12 +12,29 @@ VALUES = {"test": {"auc": 0.74, "psi_max": 0.31, "ks": 0.25, "selection_rate_rat
 
 def test_each_gate_reports_value_op_threshold_and_verdict() -> None:
     result = check_gates(
-        [GateConfig(metric="auc", split="test", min=0.70), GateConfig(metric="psi_max", split="test", max=0.25)],
+        [
+            GateConfig(metric="auc", split="test", min=0.70),
+            GateConfig(metric="psi_max", split="test", max=0.25),
+        ],
         VALUES,
     )
     assert [o.to_json() for o in result.outcomes] == [
-        {"metric": "auc", "split": "test", "value": 0.74, "op": ">=", "threshold": 0.70, "passed": True},
-        {"metric": "psi_max", "split": "test", "value": 0.31, "op": "<=", "threshold": 0.25, "passed": False},
+        {
+            "metric": "auc",
+            "split": "test",
+            "value": 0.74,
+            "op": ">=",
+            "threshold": 0.70,
+            "passed": True,
+        },
+        {
+            "metric": "psi_max",
+            "split": "test",
+            "value": 0.31,
+            "op": "<=",
+            "threshold": 0.25,
+            "passed": False,
+        },
     ]
     assert result.status == "failed"
     assert [o.metric for o in result.failures] == ["psi_max"]
@@ -28,7 +45,9 @@ def test_bounds_are_inclusive_and_all_passing_gates_pass() -> None:
     assert result.passed and result.status == "passed"
 
 
-@pytest.mark.parametrize("metric,split", [("selection_rate_ratio", "test"), ("auc", "valid"), ("gini", "test")])
+@pytest.mark.parametrize(
+    "metric,split", [("selection_rate_ratio", "test"), ("auc", "valid"), ("gini", "test")]
+)
 def test_missing_or_nan_evidence_never_passes(metric: str, split: str) -> None:
     result = check_gates([GateConfig(metric=metric, split=split, min=0.0)], VALUES)  # type: ignore[arg-type]
     assert not result.passed

@@ -1,0 +1,330 @@
+"""Explanations pinned against shap's TreeExplainer, the points table and hand-worked cases."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from evaluation.explain import (
+    Contributions,
+    contributions,
+    directions,
+    global_importance,
+    monotonicity_violations,
+    plots,
+    reason_codes,
+    reason_indices,
+    reason_texts,
+)
+from tests.training.helpers import credit_splits
+from training.models.encoding import encode
+from training.models.policy import ScoreScale
+from training.models.scorecard import points_table
+from training.models.spec import ModelSpec, fit_model
+from training.split import Splits
+
+MONOTONE = {"bureau_score": -1, "debt_to_income": 1}
+SCALE = ScoreScale(600, 50, 20)
+
+
+def _fit(
+    splits: Splits, model_type: str, params: dict[str, Any], monotone: dict[str, int] = MONOTONE
+) -> ModelSpec:
+    return fit_model(
+        splits,
+        task="credit_scoring",
+        model_type=model_type,  # type: ignore[arg-type]
+        params=params,
+        monotone=monotone,
+        calibration="none",
+        score=SCALE,
+        decision_rule="threshold",
+        threshold=0.15,
+    )
+
+
+@pytest.fixture(scope="module")
+def splits() -> Splits:
+    return credit_splits()
+
+
+@pytest.fixture(scope="module")
+def lgbm(splits: Splits) -> ModelSpec:
+    """Monotone-constrained, with the usual interactions between features."""
+    return _fit(splits, "lightgbm", {"num_boost_round": 60})
+
+
+@pytest.fixture(scope="module")
+def scorecard(splits: Splits) -> ModelSpec:
+    return _fit(splits, "scorecard", {})
+
+
+# --- contributions -------------------------------------------------------------------------
+
+
+def test_lightgbm_contributions_equal_shap_tree_explainer(lgbm: ModelSpec, splits: Splits) -> None:
+    import shap
+
+    rows = splits.test.features
+    contrib = contributions(lgbm, rows)
+    booster = lgb.Booster(model_str=lgbm.model_text)
+    x = encode(rows, lgbm.features)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shap's notice about its LightGBM output format
+        explainer = shap.TreeExplainer(booster)
+        expected = np.asarray(explainer.shap_values(x))
+    assert contrib.features == lgbm.feature_names
+    assert expected.shape == contrib.values.shape
+    np.testing.assert_allclose(contrib.values, expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(
+        contrib.base, np.full(len(rows), explainer.expected_value), rtol=0, atol=1e-6
+    )
+    # Positive = toward decline: base + row sum is the raw log-odds of "bad".
+    np.testing.assert_allclose(
+        contrib.base + contrib.values.sum(axis=1),
+        booster.predict(x, raw_score=True),
+        rtol=0,
+        atol=1e-9,
+    )
+    assert np.abs(contrib.values).sum() > 0
+
+
+def test_scorecard_contributions_are_points_below_each_best_bin(
+    scorecard: ModelSpec, splits: Splits
+) -> None:
+    rows = splits.test.features.head(60)
+    contrib = contributions(scorecard, rows)
+    table = points_table(scorecard.characteristics, scorecard.intercept, SCALE)
+    best = table.groupby("characteristic", sort=False)["points"].max()
+    m = len(scorecard.characteristics)
+    for j, c in enumerate(scorecard.characteristics):
+        assert contrib.features[j] == c.name
+        woe = c.transform(rows[c.name])
+        mine = table[table.characteristic == c.name]
+        row_points = np.array([mine.points[np.isclose(mine.woe, round(w, 6))].iloc[0] for w in woe])
+        # points_table rounds to 0.01; ours are exact.
+        np.testing.assert_allclose(contrib.values[:, j], best[c.name] - row_points, atol=0.011)
+        in_best = np.isclose(row_points, best[c.name])
+        assert np.all(contrib.values[in_best, j] == 0.0)
+        assert np.all(contrib.values[~in_best, j] > 0.0)
+    assert (contrib.values == 0).any() and (contrib.values > 0).any()
+    # score = max total points - sum of contributions.
+    np.testing.assert_allclose(contrib.base, best.sum(), atol=0.01 * m)
+    score = scorecard.predict(rows)["score"].to_numpy()
+    np.testing.assert_allclose(best.sum() - contrib.values.sum(axis=1), score, atol=0.01 * m + 0.01)
+    # Unrounded, the identity is exact.
+    np.testing.assert_allclose(
+        contrib.base - contrib.values.sum(axis=1),
+        SCALE.points(scorecard.raw_probability(rows)),
+        atol=1e-6,
+    )
+
+
+def test_contributions_refuse_a_frame_without_the_models_features(lgbm: ModelSpec) -> None:
+    with pytest.raises(ValueError, match="bureau_score"):
+        contributions(lgbm, pd.DataFrame({"annual_income": [1.0]}))
+
+
+# --- directions and texts ------------------------------------------------------------------
+
+
+def test_directions_take_the_declared_sign_else_the_spearman_sign(
+    lgbm: ModelSpec, splits: Splits
+) -> None:
+    rows = splits.test.features
+    contrib = contributions(lgbm, rows)
+    # Declaring annual_income +1 overrides whatever the data say.
+    declared = {**MONOTONE, "annual_income": 1}
+    got = directions(lgbm, rows, contrib, declared)
+    assert {name: got[name] for name in declared} == declared
+    for j, name in enumerate(contrib.features):
+        if name in declared:
+            continue
+        if name in splits.test.categorical:
+            assert got[name] == 0
+            continue
+        x = rows[name].to_numpy(dtype=float)
+        present = ~np.isnan(x)
+        rho = spearmanr(x[present], contrib.values[present, j]).statistic
+        assert got[name] == (-1 if rho < 0 else 1), name
+    # Undeclared, annual_income reads as "lower is riskier" on this data.
+    assert directions(lgbm, rows, contrib, MONOTONE)["annual_income"] == -1
+
+
+def test_reason_texts_prefer_custom_then_category_then_direction() -> None:
+    texts = reason_texts(
+        ["income", "dti", "purpose", "arrears"],
+        {"income": -1, "dti": 1},
+        {"arrears": "Recent missed payments"},
+        ["purpose"],
+    )
+    assert texts == {
+        "income": "income is too low",
+        "dti": "dti is too high",
+        "purpose": "purpose indicates higher risk",
+        "arrears": "Recent missed payments",
+    }
+    with pytest.raises(ValueError, match="income"):
+        reason_texts(["income"], {}, {}, [])
+    with pytest.raises(ValueError, match="blank"):
+        reason_texts(["income"], {"income": 1}, {"income": "  "}, [])
+
+
+# --- reason codes ----------------------------------------------------------------------------
+
+FEATURES = ("a", "b", "c", "d", "e")
+VALUES = np.array(
+    [
+        [0.5, 2.0, -1.0, 2.0, 0.1],  # b and d tie: b (earlier) first
+        [1.0, 1.0, 1.0, 1.0, 1.0],  # approved
+        [-0.3, -0.1, -2.0, -0.1, -5.0],  # declined with nothing positive
+        [0.0, 3.0, 0.2, -1.0, 0.0],  # a and e tie at 0: a first
+    ]
+)
+DECLINED = np.array([True, False, True, True])
+TEXTS = reason_texts(
+    FEATURES, {"a": 1, "b": -1, "c": 1, "d": 1}, {"d": "Too many recent delinquencies"}, ["e"]
+)
+
+
+def _contrib() -> Contributions:
+    return Contributions(VALUES, np.zeros(len(VALUES)), FEATURES)
+
+
+def test_reason_codes_of_a_hand_worked_matrix() -> None:
+    got = reason_codes(_contrib(), declined=DECLINED, k=3, texts=TEXTS)
+    assert list(got.columns) == ["reason_1", "reason_2", "reason_3"]
+    assert got.values.tolist() == [
+        ["b is too low", "Too many recent delinquencies", "a is too high"],
+        ["", "", ""],
+        ["b is too low", "Too many recent delinquencies", "a is too high"],
+        ["b is too low", "c is too high", "a is too high"],
+    ]
+
+
+def test_reason_codes_never_name_a_protected_feature() -> None:
+    got = reason_codes(_contrib(), declined=DECLINED, k=3, texts=TEXTS, protected=["b"])
+    assert got.values.tolist() == [
+        ["Too many recent delinquencies", "a is too high", "e indicates higher risk"],
+        ["", "", ""],
+        ["Too many recent delinquencies", "a is too high", "c is too high"],
+        ["c is too high", "a is too high", "e indicates higher risk"],
+    ]
+
+
+def test_reason_codes_beyond_the_feature_count_are_blank() -> None:
+    got = reason_codes(_contrib(), declined=DECLINED, k=7, texts=TEXTS, protected=["e"])
+    assert got.shape == (4, 7)
+    first = got.iloc[0].tolist()
+    assert first[:4] == [
+        "b is too low",
+        "Too many recent delinquencies",
+        "a is too high",
+        "c is too high",
+    ]
+    assert first[4:] == ["", "", ""]
+    declined = got[DECLINED]
+    assert (declined.iloc[:, :4] != "").all().all()
+    assert (got[~DECLINED] == "").all().all()
+
+
+def test_reason_indices_match_a_per_row_reference_with_many_ties() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.integers(-2, 3, size=(300, 8)).astype(float)
+    declined = rng.uniform(size=300) < 0.6
+    got = reason_indices(values, declined, 4)
+    for i in range(300):
+        expected = (
+            sorted(range(8), key=lambda j: (-values[i, j], j))[:4] if declined[i] else [-1] * 4
+        )
+        assert got[i].tolist() == expected
+
+
+def test_reason_codes_refuse_missing_texts_and_misaligned_flags() -> None:
+    with pytest.raises(ValueError, match="no reason text"):
+        reason_codes(_contrib(), declined=DECLINED, k=2, texts={"a": "x"})
+    with pytest.raises(ValueError, match="one flag per row"):
+        reason_codes(_contrib(), declined=DECLINED[:3], k=2, texts=TEXTS)
+
+
+# --- monotonicity ----------------------------------------------------------------------------
+
+
+def test_monotone_lightgbm_has_no_violations_with_other_features_held(
+    lgbm: ModelSpec, splits: Splits
+) -> None:
+    # Across rows this fit's SHAP values disagree (interactions), but moving one feature of
+    # one row never moves its contribution against the declared sign.
+    counts = monotonicity_violations(lgbm, splits.test.features, MONOTONE)
+    assert counts == {"bureau_score": 0, "debt_to_income": 0}
+
+
+def test_an_unconstrained_model_shows_violations(splits: Splits) -> None:
+    free = _fit(splits, "lightgbm", {"num_boost_round": 60}, monotone={})
+    counts = monotonicity_violations(free, splits.test.features, MONOTONE)
+    assert counts["bureau_score"] > 0 and counts["debt_to_income"] > 0
+
+
+def test_violations_count_steps_of_the_held_fixed_path(lgbm: ModelSpec, splits: Splits) -> None:
+    # Declaring the opposite direction turns every strict step of the path into a violation:
+    # at most (grid - 1) steps per row, and some for every row the feature matters to.
+    rows, grid = 20, 6
+    flipped = {"bureau_score": 1}
+    count = monotonicity_violations(lgbm, splits.test.features, flipped, rows=rows, grid=grid)[
+        "bureau_score"
+    ]
+    assert 0 < count <= rows * (grid - 1)
+    with pytest.raises(ValueError, match="z"):
+        monotonicity_violations(lgbm, splits.test.features, {"z": 1})
+
+
+def test_scorecard_with_monotone_bins_has_no_violations(
+    scorecard: ModelSpec, splits: Splits
+) -> None:
+    counts = monotonicity_violations(scorecard, splits.test.features, MONOTONE)
+    assert counts == {"bureau_score": 0, "debt_to_income": 0}
+
+
+# --- global views --------------------------------------------------------------------------
+
+
+def test_global_importance_ranks_by_mean_absolute_contribution() -> None:
+    values = np.array([[0.5, -2.0, 1.0, 0.25], [-0.5, 0.0, -1.0, 0.0]])
+    got = global_importance(Contributions(values, np.zeros(2), ("p", "q", "r", "s")))
+    # q and r tie at 1.0: q, the earlier feature, ranks first.
+    assert got.feature.tolist() == ["q", "r", "p", "s"]
+    assert got.mean_abs.tolist() == [1.0, 1.0, 0.5, 0.125]
+    assert got["rank"].tolist() == [1, 2, 3, 4]
+
+
+def test_plots_are_pngs_under_the_expected_names(lgbm: ModelSpec, splits: Splits) -> None:
+    rows = splits.test.features.head(200)
+    contrib = contributions(lgbm, rows)
+    np.random.seed(123)
+    next_draws = np.random.random(3)
+    np.random.seed(123)
+    images = plots(contrib, rows, top=6)
+    top = global_importance(contrib).feature.head(6)
+    assert set(images) == {"importance", "beeswarm", *(f"dependence_{f}" for f in top)}
+    assert all(png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000 for png in images.values())
+    # shap's plots shuffle with numpy's global generator; ours leaves it as it was.
+    np.testing.assert_array_equal(np.random.random(3), next_draws)
+
+
+def test_dependence_plot_of_a_categorical_feature_shows_its_levels(
+    lgbm: ModelSpec, splits: Splits
+) -> None:
+    rows = splits.test.features.head(100).copy()
+    rows.loc[rows.index[:5], "purpose"] = np.nan
+    j = lgbm.feature_names.index("purpose")
+    full = contributions(lgbm, rows)
+    contrib = Contributions(full.values[:, [j]], full.base, ("purpose",))
+    images = plots(contrib, rows, top=1)
+    assert set(images) == {"importance", "beeswarm", "dependence_purpose"}
+    assert images["dependence_purpose"].startswith(b"\x89PNG")
