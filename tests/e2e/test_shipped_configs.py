@@ -49,7 +49,7 @@ def test_credit_lightgbm_job_trains_tunes_logs_and_registers(
 ) -> None:  # type: ignore[no-untyped-def]
     config = shipped_config("credit_scoring.yaml", "tuning.n_trials=3")
     result = run(config)
-    client = MlflowClient(config.tracking.uri)
+    client = MlflowClient(tracking_uri=config.tracking.uri, registry_uri=config.tracking.uri)
 
     assert (result.model_name, result.model_version) == ("credit-pd", "1")
     parent = client.get_run(result.run_id)
@@ -188,7 +188,7 @@ def test_same_config_and_data_give_the_same_model(shipped_config, tmp_path: Path
 def test_scorecard_job_logs_a_points_table(shipped_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     config = shipped_config("credit_scorecard.yaml", "tuning.n_trials=2")
     result = run(config)
-    client = MlflowClient(config.tracking.uri)
+    client = MlflowClient(tracking_uri=config.tracking.uri, registry_uri=config.tracking.uri)
     path = client.download_artifacts(result.run_id, "scorecard/points_table.csv", str(tmp_path))
     table = pd.read_csv(path)
     assert set(table.columns) == {"characteristic", "bin", "woe", "coefficient", "points"}
@@ -226,7 +226,7 @@ def test_a_failure_inside_the_run_ends_it_failed_and_registers_nothing(
     config = shipped_config("credit_scoring.yaml", "tuning.n_trials=0")
     with pytest.raises(RuntimeError, match="artifact store unavailable"):
         run(config)
-    client = MlflowClient(config.tracking.uri)
+    client = MlflowClient(tracking_uri=config.tracking.uri, registry_uri=config.tracking.uri)
     runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
     assert [r.info.status for r in runs] == ["FAILED"]
     assert client.search_registered_models() == []
@@ -245,8 +245,9 @@ def test_mlflow_run_of_the_project_trains_and_registers(data_dir: Path, tmp_path
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    env.pop("MLFLOW_RUN_ID", None)
-    subprocess.run(
+    for leaked in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        env.pop(leaked, None)
+    done = subprocess.run(
         [
             str(Path(bin_dir) / "mlflow"),
             "run",
@@ -260,13 +261,14 @@ def test_mlflow_run_of_the_project_trains_and_registers(data_dir: Path, tmp_path
             "--experiment-name",
             "project-run",
         ],
-        check=True,
         env=env,
         cwd=tmp_path,
         capture_output=True,
+        text=True,
         timeout=300,
     )
-    client = MlflowClient(uri)
+    assert done.returncode == 0, done.stderr[-3000:]
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     version = client.get_model_version("credit-pd", "1")
     parent = client.get_run(version.tags["run_id"])
     assert parent.data.tags["mlflow.project.entryPoint"] == "main"
