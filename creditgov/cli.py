@@ -18,6 +18,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 app = typer.Typer(
@@ -52,7 +53,8 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
 
 
 def _fail(message: str, code: int) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # The message is data (it may hold "[...]" from a column name), never markup.
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -404,5 +406,8 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as err:  # the contract: anything unexpected exits 1 with one line
-        errors.print(f"[bold red]unexpected error:[/] {type(err).__name__}: {err}", highlight=False)
+        errors.print(
+            f"[bold red]unexpected error:[/] {type(err).__name__}: {escape(str(err))}",
+            highlight=False,
+        )
         sys.exit(EXIT_UNEXPECTED)

@@ -42,6 +42,10 @@ METRIC_ORDER = (
     "monotonicity_violations",
 )  # fmt: skip
 
+#: An empty inline icon: without it a browser fetches /favicon.ico, the one request the
+#: page would otherwise make.
+FAVICON = '<link rel="icon" href="data:,">'
+
 STYLE = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
 main{max-width:1100px;margin:0 auto;padding:24px 32px 64px;background:#fff}
@@ -396,7 +400,7 @@ def render_html(evidence: Evidence, context: Mapping[str, Any]) -> str:
     )  # fmt: skip
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>{_e(title)} — model validation report</title><style>{STYLE}</style></head>"
+        f"<title>{_e(title)} — model validation report</title>{FAVICON}<style>{STYLE}</style></head>"
         f"<body><main><div class='meta'>creditgov model validation report</div>"
         f"<h1>{_e(title)} {badge}</h1><div class='meta'>{meta}</div><nav>{nav}</nav>"
         f"{''.join(sections)}</main></body></html>"
@@ -499,7 +503,7 @@ def write_drift_report(drift: Any, out_dir: Path, context: Mapping[str, Any]) ->
     score_psi = "—" if drift.score_psi is None else f"{drift.score_psi:.4f}"
     page = (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-        f"<title>Drift check</title><style>{STYLE}</style></head><body><main>"
+        f"<title>Drift check</title>{FAVICON}<style>{STYLE}</style></head><body><main>"
         f"<div class='meta'>creditgov drift check</div><h1>Population stability {badge}</h1>"
         f"<div class='meta'>{meta}</div>"
         f"<p class='note'>{drift.n_rows:,} rows compared with the model's training population. "

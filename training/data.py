@@ -23,6 +23,9 @@ from numpy.typing import NDArray
 __all__ = ["DataError", "Dataset", "DroppedColumn", "load_dataset", "read_table"]
 
 log = logging.getLogger(__name__)
+# A library does not decide where warnings go: without this, logging's last-resort handler
+# writes them to stderr, where a later error would no longer be the only line (CLI.md).
+log.addHandler(logging.NullHandler())
 
 #: A categorical feature with more levels than this is an identifier, not a characteristic.
 MAX_LEVELS = 10_000
@@ -126,13 +129,21 @@ def read_table(
         raise DataError(f"{path}: the file is empty; it needs a header row and data rows") from None
     except UnicodeDecodeError as err:
         raise DataError(
-            f"{path}: not UTF-8 text (byte {err.start}); re-save the file as UTF-8"
+            f"{path}: not UTF-8 text (found byte 0x{err.object[err.start]:02x}, e.g. a Latin-1 or "
+            f"Windows-1252 export); re-save the file as UTF-8"
         ) from None
     except pd.errors.ParserError as err:
         raise DataError(
             f"{path}: malformed CSV ({_short(err)}); check quoting and column counts"
         ) from None
     return frame
+
+
+def _header(path: Path) -> list[str]:
+    """Every column name in the file, personal-data ones included, without reading rows."""
+    if path.suffix.lower() == ".parquet":
+        return list(pq.read_schema(path).names)
+    return [str(c) for c in pd.read_csv(path, nrows=0, encoding="utf-8").columns]
 
 
 def _short(err: BaseException) -> str:
@@ -156,8 +167,12 @@ def load_dataset(
     pii: Sequence[str] = (),
     group_column: str | None = None,
     monotone: Sequence[str] = (),
+    for_training: bool = True,
 ) -> Dataset:
     """Read `source`, drop PII, validate every rule, and return a `Dataset`.
+
+    With `for_training=False` (re-testing a registered model on a new batch) the features
+    are the model's, so none is dropped and the leak check, a training concern, is skipped.
 
     Constant and all-missing features are dropped with a warning (they carry no signal
     and would only confuse a reviewer); everything else that is wrong is an error.
@@ -167,14 +182,31 @@ def load_dataset(
     if frame.shape[1] == 0:
         raise DataError(f"{where}: no columns left to read; check the header row and data.pii")
     if len(frame) == 0:
-        raise DataError(f"{where}: header only, no data rows")
+        raise DataError(
+            f"{where}: header only, no data rows; point data.source at a file with data rows"
+        )
+    # A misspelt pii or exclude name would otherwise leave the real column a feature.
+    header = _header(source)
+    for key, names in (("data.pii", pii), ("data.exclude", exclude)):
+        for column in names:
+            if column not in header:
+                raise DataError(
+                    f"{where}: column {column!r} named by {key} is not in the file"
+                    f"{_close(column, header)}; fix {key} or the file's header"
+                )
 
     def need(column: str | None, key: str) -> None:
         if column is not None and column not in frame.columns:
             raise DataError(
-                f"{where}: column {column!r} named by {key} is not in the file{_close(column, frame.columns)}"
+                f"{where}: column {column!r} named by {key} is not in the file"
+                f"{_close(column, frame.columns)}; fix {key} or the file's header"
             )
 
+    for column in features or ():
+        if column in protected or column in pii:
+            raise DataError(
+                f"{where}: data.features lists {column!r}, a protected/pii column; remove it"
+            )
     need(target, "data.target")
     need(id_column, "data.id_column")
     need(time_column, "data.time_column")
@@ -187,15 +219,7 @@ def load_dataset(
         need(column, "data.categorical")
 
     roles = {target, id_column, time_column, group_column, *protected, *pii, *exclude} - {None}
-    if features is None:
-        chosen = [c for c in frame.columns if c not in roles]
-    else:
-        chosen = list(features)
-        for column in chosen:
-            if column in protected or column in pii:
-                raise DataError(
-                    f"{where}: data.features lists {column!r}, a protected/pii column; remove it"
-                )
+    chosen = [c for c in frame.columns if c not in roles] if features is None else list(features)
     if not chosen:
         raise DataError(f"{where}: no feature columns left; check data.features and data.exclude")
 
@@ -205,7 +229,7 @@ def load_dataset(
 
     declared = set(categorical) if categorical is not None else None
     feats, cats = _typed_features(frame[chosen], declared, where)
-    feats, dropped = _drop_uninformative(feats)
+    feats, dropped = _drop_uninformative(feats) if for_training else (feats, [])
     cats = [c for c in cats if c in feats.columns]
     if feats.shape[1] == 0:
         raise DataError(f"{where}: every feature is constant or all-missing; nothing to learn from")
@@ -219,7 +243,8 @@ def load_dataset(
                 f"{where}: model.monotone names {column!r}, which is not a feature{_close(column, feats.columns)}"
             )
     _refuse_infinite(feats, cats, where)
-    _refuse_leaks(feats, cats, y, where, target)
+    if for_training:
+        _refuse_leaks(feats, cats, y, where, target)
 
     protected_frame = frame[list(protected)].reset_index(drop=True)
     digest = _digest(frame)
@@ -256,11 +281,17 @@ def _binary_target(
         raise DataError(
             f"{where}: target {name!r} has {missing} missing values; drop or label those rows"
         )
-    values = pd.unique(column)
+    # Plain Python values, so messages show 0 rather than np.int64(0).
+    values = pd.Series(pd.unique(column)).tolist()
     if len(values) > 2:
-        shown = ", ".join(repr(v) for v in sorted(values[:5], key=str))
+        shown = ", ".join(repr(v) for v in sorted(values, key=str)[:5])
         raise DataError(
             f"{where}: target {name!r} is not binary ({len(values)} distinct values, e.g. {shown}); map it to two classes"
+        )
+    # Before the positive_label check: with one class, no choice of label would help.
+    if len(values) < 2:
+        raise DataError(
+            f"{where}: target {name!r} has one class only ({values[0]!r}); a model needs both outcomes"
         )
     matches = column == positive
     if not matches.any():
@@ -272,14 +303,13 @@ def _binary_target(
             raise DataError(
                 f"{where}: data.positive_label {positive!r} does not occur in target {name!r} (values: {shown}); set data.positive_label"
             )
-    if len(values) < 2:
-        raise DataError(
-            f"{where}: target {name!r} has one class only ({values[0]!r}); a model needs both outcomes"
-        )
     return np.asarray(matches.to_numpy(), dtype=np.int8)
 
 
 def _unique_ids(column: pd.Series, where: str, name: str) -> pd.Series:
+    # Missing first: pandas counts repeated missing ids as duplicates of each other.
+    if column.isna().any():
+        raise DataError(f"{where}: id column {name!r} has missing values; every row needs an id")
     duplicated = column.duplicated(keep=False)
     if duplicated.any():
         first = int(np.flatnonzero(duplicated.to_numpy())[0])
@@ -287,8 +317,6 @@ def _unique_ids(column: pd.Series, where: str, name: str) -> pd.Series:
             f"{where}: id column {name!r} has {int(column.duplicated().sum())} duplicate values "
             f"(first at data row {first + 1}); ids must be unique: deduplicate the file"
         )
-    if column.isna().any():
-        raise DataError(f"{where}: id column {name!r} has missing values; every row needs an id")
     return column
 
 
@@ -335,7 +363,11 @@ def _typed_features(
                     else 0.0
                 )
                 if numeric_share >= NUMERIC_LOOKING:
-                    bad = text.notna() & pd.to_numeric(text, errors="coerce").isna()
+                    numbers = pd.to_numeric(text, errors="coerce")
+                    bad = text.notna() & numbers.isna()
+                    if not bad.any():  # numbers stored as text: a numeric column
+                        out[name] = numbers.astype("float64")
+                        continue
                     first = int(np.flatnonzero(bad.to_numpy())[0])
                     raise DataError(
                         f"{where}: numeric column {name!r} has {int(bad.sum())} non-numeric values "

@@ -75,8 +75,20 @@ def split_dataset(
     """Cut `dataset` three ways and check each part can train or be measured."""
     positions = np.arange(dataset.n_rows)
     where = dataset.source
+    bads = int(dataset.target.sum())
+    least = min(bads, dataset.n_rows - bads)
+    if least < MIN_CLASS_ROWS:
+        # Checked on the whole file first: a tiny file fails here with the real reason,
+        # not in a splitter that cannot cut a handful of rows.
+        which = "positive (bad)" if least == bads else "negative (good)"
+        raise DataError(
+            f"{where}: the file has {least} {which} rows in {dataset.n_rows}; the train split "
+            f"alone needs at least {MIN_CLASS_ROWS} of each class: add data"
+        )
     if method == "random":
-        rest, test = _stratified(positions, dataset.target, test_fraction, seed)
+        rest, test = _stratified(
+            positions, dataset.target, test_fraction, seed, where, "split.test_fraction"
+        )
     elif method == "out_of_time":
         if dataset.time is None or oot_start is None:
             raise DataError(f"{where}: out_of_time needs data.time_column and split.oot_start")
@@ -101,7 +113,9 @@ def split_dataset(
         assert dataset.groups is not None
         train, valid = _by_group(rest, dataset.groups, valid_fraction, seed + 1)
     else:
-        train, valid = _stratified(rest, dataset.target, valid_fraction, seed + 1)
+        train, valid = _stratified(
+            rest, dataset.target, valid_fraction, seed + 1, where, "split.valid_fraction"
+        )
 
     splits = Splits(
         method=method,
@@ -114,14 +128,25 @@ def split_dataset(
 
 
 def _stratified(
-    positions: NDArray[np.intp], y: NDArray[np.int8], fraction: float, seed: int
+    positions: NDArray[np.intp],
+    y: NDArray[np.int8],
+    fraction: float,
+    seed: int,
+    where: str,
+    key: str,
 ) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
     labels = y[positions]
     counts = np.bincount(labels, minlength=2)
     stratify = labels if counts.min() >= 2 else None
-    keep, held = train_test_split(
-        positions, test_size=fraction, random_state=seed, stratify=stratify
-    )
+    try:
+        keep, held = train_test_split(
+            positions, test_size=fraction, random_state=seed, stratify=stratify
+        )
+    except ValueError as err:  # e.g. a share too small to hold one row of each class
+        raise DataError(
+            f"{where}: {key} {fraction:g} cannot cut {len(positions)} rows "
+            f"({str(err).splitlines()[0]}); choose a larger share or add data"
+        ) from None
     return np.asarray(keep), np.asarray(held)
 
 
