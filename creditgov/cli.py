@@ -273,6 +273,216 @@ def report_(
         console.print(str(path))
 
 
+# ----------------------------------------------------------------------------- governance
+
+models_app = typer.Typer(
+    help="What is registered: champions, challengers, versions and their status."
+)
+app.add_typer(models_app, name="models")
+
+
+def _governance() -> tuple[Any, str]:
+    """The registry client and the acting identity ($MLFLOW_TRACKING_USERNAME or login)."""
+    from registry.tracking import identity, resolve_tracking_uri, use_tracking
+
+    return use_tracking(resolve_tracking_uri(None)), identity()
+
+
+def _refused() -> tuple[type[BaseException], ...]:
+    from registry.governance import GovernanceError
+
+    return (GovernanceError,)
+
+
+@app.command()
+def approve(
+    name: Annotated[str, typer.Argument(help="registered model name")],
+    version: Annotated[str, typer.Argument(help="model version")],
+    comment: Annotated[str, typer.Option(help="what you reviewed and concluded")],
+    override_gates: Annotated[
+        bool,
+        typer.Option(
+            "--override-gates", help="approve although gates failed (needs --justification)"
+        ),
+    ] = False,
+    justification: Annotated[
+        str | None, typer.Option(help="why failed gates are acceptable")
+    ] = None,
+) -> None:
+    """Approve a version after reading its report. Its trainer cannot approve it (four eyes)."""
+    from registry.governance import approve as approve_version
+
+    client, actor = _governance()
+    try:
+        event = approve_version(
+            client, name, version, actor=actor, comment=comment,
+            override_gates=override_gates, justification=justification,
+        )  # fmt: skip
+    except _refused() as err:
+        raise _fail(str(err), EXIT_REFUSED) from None
+    console.print(
+        f"Approved models:/{name}/{version} as {actor}; evidence sha256 {event.details['evidence_sha256'][:16]}…"
+    )
+
+
+@app.command()
+def reject(
+    name: Annotated[str, typer.Argument(help="registered model name")],
+    version: Annotated[str, typer.Argument(help="model version")],
+    comment: Annotated[str, typer.Option(help="why the version is rejected")],
+) -> None:
+    """Reject a version; it can never be approved or promoted afterwards."""
+    from registry.governance import reject as reject_version
+
+    client, actor = _governance()
+    try:
+        reject_version(client, name, version, actor=actor, comment=comment)
+    except _refused() as err:
+        raise _fail(str(err), EXIT_REFUSED) from None
+    console.print(f"Rejected models:/{name}/{version} as {actor}.")
+
+
+@app.command()
+def promote(
+    name: Annotated[str, typer.Argument(help="registered model name")],
+    version: Annotated[str, typer.Argument(help="model version")],
+    alias: Annotated[
+        str, typer.Option(help="champion (serving) or challenger (shadow)")
+    ] = "champion",
+) -> None:
+    """Point an alias at an approved version; the old champion becomes 'previous'."""
+    from registry.governance import promote as promote_version
+
+    client, actor = _governance()
+    try:
+        event = promote_version(client, name, version, actor=actor, alias=alias)
+    except _refused() as err:
+        raise _fail(str(err), EXIT_REFUSED) from None
+    before = event.details.get("from")
+    moved = (
+        f" (was version {before}, now alias 'previous')" if before and alias == "champion" else ""
+    )
+    console.print(f"models:/{name}@{alias} -> version {version}{moved}")
+
+
+@app.command()
+def rollback(
+    name: Annotated[str, typer.Argument(help="registered model name")],
+    alias: Annotated[str, typer.Option(help="the alias to move back")] = "champion",
+) -> None:
+    """Put the previous champion back; recorded in the audit chain."""
+    from registry.governance import rollback as rollback_model
+
+    client, actor = _governance()
+    try:
+        event = rollback_model(client, name, actor=actor, alias=alias)
+    except _refused() as err:
+        raise _fail(str(err), EXIT_REFUSED) from None
+    console.print(
+        f"models:/{name}@{alias} -> version {event.version} (rolled back from {event.details.get('from')})"
+    )
+
+
+@app.command()
+def audit(
+    name: Annotated[str, typer.Argument(help="registered model name")],
+    verify: Annotated[
+        bool, typer.Option("--verify", help="recompute the hash chain; exit 3 if broken")
+    ] = False,
+) -> None:
+    """Every governance event of a model, hash-linked to the one before."""
+    from registry.governance import read_chain, verify_chain
+
+    client, _ = _governance()
+    try:
+        chain = read_chain(client, name)
+    except Exception as err:  # an unknown model is bad input, not a crash
+        raise _fail(
+            f"{name}: no such registered model ({type(err).__name__})", EXIT_BAD_INPUT
+        ) from None
+    table = Table(title=f"Audit chain of {name}", title_justify="left")
+    for column in ("#", "time", "event", "version", "actor", "details", "hash"):
+        table.add_column(column)
+    for e in chain:
+        details = ", ".join(
+            f"{k}={v}"
+            for k, v in e.details.items()
+            if k not in {"manifest", "gates", "failed_gates"}
+        )
+        table.add_row(
+            str(e.seq), e.time, e.event, e.version or "", e.actor, escape(details[:80]), e.hash[:12]
+        )
+    console.print(table)
+    if verify:
+        result = verify_chain(client, name)
+        if not result.ok:
+            for problem in result.problems:
+                errors.print(f"[bold red]broken:[/] {escape(problem)}")
+            raise typer.Exit(EXIT_REFUSED)
+        console.print(f"[green]verified[/]: {result.events} events, every hash and link intact")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Each model with its champion, challenger and versions (validation / approval)."""
+    from registry.governance import LOCK_PREFIX
+
+    client, _ = _governance()
+    table = Table(title="Registered models", title_justify="left")
+    for column in ("model", "champion", "previous", "challenger", "versions (validation/approval)"):
+        table.add_column(column)
+    for model in client.search_registered_models():
+        if model.name.startswith(LOCK_PREFIX):
+            continue
+        aliases = dict(model.aliases or {})
+        versions = client.search_model_versions(f"name='{model.name}'")
+        listed = ", ".join(
+            f"{v.version}:{v.tags.get('validation_status', '?')}/{v.tags.get('approval_status', '?')}"
+            for v in sorted(versions, key=lambda v: int(v.version))
+        )
+        table.add_row(
+            model.name, str(aliases.get("champion", "")), str(aliases.get("previous", "")),
+            str(aliases.get("challenger", "")), listed,
+        )  # fmt: skip
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[str, typer.Argument(help="registered model name")],
+    version: Annotated[str | None, typer.Argument(help="a version; omit for all")] = None,
+) -> None:
+    """Tags, gates, lineage and approval of a model's versions."""
+    client, _ = _governance()
+    try:
+        versions = (
+            [client.get_model_version(name, version)]
+            if version
+            else sorted(
+                client.search_model_versions(f"name='{name}'"), key=lambda v: int(v.version)
+            )
+        )
+    except Exception:
+        raise _fail(f"{name} {version or ''}: no such model or version", EXIT_BAD_INPUT) from None
+    if not versions:
+        raise _fail(
+            f"{name}: no such registered model; `creditgov models list` shows what is",
+            EXIT_BAD_INPUT,
+        )
+    for v in versions:
+        table = Table(
+            title=f"{name} version {v.version}  aliases: {', '.join(v.aliases or []) or '-'}",
+            title_justify="left",
+        )
+        table.add_column("tag")
+        table.add_column("value")
+        for key in sorted(v.tags):
+            if key == "gates":
+                continue
+            table.add_row(key, escape(str(v.tags[key])[:100]))
+        console.print(table)
+
+
 def _write_json(path: Path | None, document: dict[str, Any]) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -290,6 +500,53 @@ def _print_gates(gates: list[dict[str, Any]], status: str) -> None:
         verdict = "[green]pass[/]" if g["passed"] else "[bold red]FAIL[/]"
         table.add_row(g["metric"], g["split"], value, f"{g['op']} {g['threshold']:g}", verdict)
     console.print(table)
+
+
+@app.command()
+def score(
+    model: Annotated[str, typer.Option(help="models:/NAME/VERSION or models:/NAME@ALIAS")],
+    input_: Annotated[
+        Path, typer.Option("--input", help="applications to score, .csv or .parquet")
+    ],
+    output: Annotated[Path, typer.Option(help="where the scores go, .csv or .parquet")],
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="rows scored at a time; bounds the memory used")
+    ] = 50_000,
+) -> None:
+    """Score a file with a registered model, streamed in chunks of --chunk-rows rows.
+
+    The output holds the input's id column, then probability, score, decision and
+    reason_1..k; no other input column (personal data included) is copied.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from registry.artifacts import ModelNotFound
+    from registry.scoring import ScoringError, score_file
+
+    bar = Progress(
+        "scoring", BarColumn(), MofNCompleteColumn(), "rows", TimeElapsedColumn(), console=console
+    )
+    task = bar.add_task("scoring", total=None)
+
+    def advance(done: int, total: int | None) -> None:
+        if not bar.live.is_started:  # shown once the input is open, not for early errors
+            bar.start()
+        bar.update(task, completed=done, total=total)
+
+    try:
+        summary = score_file(model, input_, output, chunk_rows=chunk_rows, progress=advance)
+    except (ModelNotFound, ScoringError) as err:  # the only bad input score_file reports
+        raise _fail(str(err), EXIT_BAD_INPUT) from None
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+    counts = ", ".join(f"{n:,} {label}" for label, n in sorted(summary.decisions.items()))
+    chunks = f"{summary.chunks:,} chunk" + ("" if summary.chunks == 1 else "s")
+    console.print(
+        f"Scored {summary.rows:,} rows in {chunks} ({counts}) with "
+        f"models:/{summary.model_name}/{summary.model_version} in {summary.seconds:.1f} s; "
+        f"wrote [bold]{escape(str(summary.output))}[/]"
+    )
 
 
 # ----------------------------------------------------------------------------- display

@@ -161,6 +161,7 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
 
     from evaluation.evidence import evaluate
     from evaluation.report import write_report
+    from registry.governance import record_event
     from registry.register import log_scoring_model, mark_validated, register_version
     from registry.tracking import (
         TrialLogger,
@@ -375,6 +376,14 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
                 run_id=run_id,
                 reports=reports,
             )
+            record_event(
+                client, config.registry.model_name, "registered", actor=trainer, version=version,
+                details={"run_id": run_id, "config_sha256": cfg_sha, "data_digest": dataset_digest},
+            )  # fmt: skip
+            record_event(
+                client, config.registry.model_name, "validated", actor=trainer, version=version,
+                details={"status": evidence.gates.status, "gates": evidence.gates.to_json()},
+            )  # fmt: skip
             mlflow.set_tag("creditgov.model_version", f"{config.registry.model_name}/{version}")
         except BaseException as err:
             if version is not None:

@@ -1,0 +1,342 @@
+"""Batch scoring: a registered model over a CSV or Parquet file, in bounded memory.
+
+The file is read in chunks of `chunk_rows` rows (Parquet batch by batch, CSV block by
+block), each chunk is scored by the same `mlflow.pyfunc` model a serving system loads,
+and the scores are appended to the output as they come (one Parquet row group or one run
+of CSV lines per chunk). Memory therefore grows with the chunk, not with the file.
+
+Only the columns the model needs are read, plus the id column named in the model's run
+config; personal data and every other column never leave the input file. The output is
+written beside its final name and renamed into place at the end, so a failed run leaves
+no half-written file that looks complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = ["DEFAULT_CHUNK_ROWS", "SUFFIXES", "ScoreSummary", "ScoringError", "score_file"]
+
+DEFAULT_CHUNK_ROWS = 50_000
+SUFFIXES = (".csv", ".parquet")
+#: Bytes of CSV text parsed at a time; chunks are then cut to `chunk_rows` rows.
+_CSV_BLOCK_BYTES = 4 << 20
+#: Arrow types for the signature's column types (registry/register.py: double, long, string).
+_ARROW_TYPES = {
+    "double": pa.float64(),
+    "float": pa.float32(),
+    "long": pa.int64(),
+    "integer": pa.int32(),
+    "string": pa.string(),
+    "boolean": pa.bool_(),
+}
+
+#: Called with (rows scored so far, total rows or None when the format does not say).
+Progress = Callable[[int, int | None], None]
+
+
+class ScoringError(ValueError):
+    """Input that cannot be scored; one line naming the file and, where known, the column."""
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    rows: int
+    chunks: int
+    seconds: float
+    output: Path
+    model_name: str
+    model_version: str
+    id_column: str | None
+    decisions: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What the model reads: each feature with its Arrow type, and the id column."""
+
+    features: tuple[tuple[str, pa.DataType], ...]
+    id_column: str | None
+
+    @property
+    def columns(self) -> list[str]:
+        names = [name for name, _ in self.features]
+        return names if self.id_column in (None, *names) else [self.id_column, *names]
+
+
+def score_file(
+    model_uri: str,
+    input_path: Path,
+    output_path: Path,
+    *,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    progress: Progress | None = None,
+) -> ScoreSummary:
+    """Score `input_path` with the registered model `model_uri` into `output_path`.
+
+    Raises `ScoringError` for a bad file, extension or column and
+    `registry.artifacts.ModelNotFound` for a URI that names no version.
+    """
+    import mlflow
+
+    from registry.artifacts import load_bundle, resolve_version
+    from registry.register import quiet_mlflow_advice
+    from registry.tracking import resolve_tracking_uri, use_tracking
+
+    if chunk_rows < 1:
+        raise ScoringError(f"chunk_rows must be at least 1, got {chunk_rows}")
+    input_path, output_path = Path(input_path), Path(output_path)
+    for path in (input_path, output_path):
+        if path.suffix.lower() not in SUFFIXES:
+            raise ScoringError(f"{path}: use a .csv or .parquet file name")
+    if not input_path.is_file():
+        raise ScoringError(f"{input_path}: no such file")
+    if output_path.resolve() == input_path.resolve():
+        raise ScoringError(f"{output_path}: the output would overwrite the input; choose another")
+
+    started = time.perf_counter()
+    client = use_tracking(resolve_tracking_uri(None))
+    name, version = resolve_version(client, model_uri)
+    # The resolved version from here on, not the alias: an alias moved mid-run cannot
+    # mix two models in one output.
+    pinned = f"models:/{name}/{version}"
+    bundle = load_bundle(client, pinned)
+    signature = mlflow.models.get_model_info(pinned).signature
+    inputs = _model_inputs(signature, bundle.config, pinned)
+    # The input is checked before the model is loaded, so a bad file fails fast.
+    total, tables = _open(input_path, inputs, chunk_rows)
+    quiet_mlflow_advice()
+    model = mlflow.pyfunc.load_model(pinned)
+    if progress is not None:
+        progress(0, total)
+    partial = output_path.with_name(f".{output_path.name}.partial")
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    rows = chunks = 0
+    decisions: dict[str, int] = {}
+    writer: _Writer | None = None
+    try:
+        for table in tables:
+            frame = _features(table, inputs, input_path).to_pandas()
+            try:
+                scored = model.predict(frame)
+            except mlflow.exceptions.MlflowException as err:
+                raise ScoringError(
+                    f"{input_path}: rows {rows + 1}-{rows + len(frame)}: {_reason(err)}"
+                ) from None
+            out = _output_table(table, scored, inputs.id_column)
+            if writer is None:
+                writer = _Writer(partial, out.schema)
+            writer.write(out.cast(writer.schema))
+            for label, count in scored["decision"].value_counts().items():
+                decisions[str(label)] = decisions.get(str(label), 0) + int(count)
+            rows += len(frame)
+            chunks += 1
+            if progress is not None:
+                progress(rows, total)
+        if writer is None:
+            raise ScoringError(f"{input_path}: the file has no rows to score")
+        writer.close()
+        if progress is not None and total is None:
+            progress(rows, rows)  # a CSV's length is known only at its end
+        os.replace(partial, output_path)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+        raise
+    return ScoreSummary(
+        rows=rows,
+        chunks=chunks,
+        seconds=time.perf_counter() - started,
+        output=output_path,
+        model_name=name,
+        model_version=version,
+        id_column=inputs.id_column,
+        decisions=decisions,
+    )
+
+
+def _model_inputs(signature: Any, config: Mapping[str, Any] | None, uri: str) -> _Inputs:
+    schema = None if signature is None else signature.inputs
+    if schema is None or not schema.has_input_names():
+        raise ScoringError(f"{uri}: the model has no named input signature to read columns by")
+    features = []
+    for name, kind in zip(schema.input_names(), schema.input_types(), strict=True):
+        arrow = _ARROW_TYPES.get(str(getattr(kind, "name", kind)))
+        if arrow is None:
+            raise ScoringError(
+                f"{uri}: input {name!r} has type {kind}, which batch scoring cannot read"
+            )
+        features.append((str(name), arrow))
+    id_column = ((config or {}).get("data") or {}).get("id_column")
+    return _Inputs(tuple(features), str(id_column) if id_column else None)
+
+
+# -- reading -------------------------------------------------------------------------------
+def _open(path: Path, inputs: _Inputs, chunk_rows: int) -> tuple[int | None, Iterator[pa.Table]]:
+    """(total rows if known, chunks of exactly `chunk_rows` rows but the last)."""
+    if path.suffix.lower() == ".parquet":
+        return _open_parquet(path, inputs, chunk_rows)
+    _check_columns(path, _csv_header(path), inputs)
+    return None, _rechunk(_csv_batches(path, inputs), chunk_rows, path)
+
+
+def _open_parquet(path: Path, inputs: _Inputs, chunk_rows: int) -> tuple[int, Iterator[pa.Table]]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path, buffer_size=1 << 20)
+    except (pa.ArrowException, OSError) as err:
+        raise ScoringError(f"{path}: not a readable Parquet file ({_first_line(err)})") from None
+    _check_columns(path, parquet.schema_arrow.names, inputs)
+    total = parquet.metadata.num_rows
+    if total == 0:
+        raise ScoringError(f"{path}: the file has no rows to score")
+    batches = parquet.iter_batches(batch_size=chunk_rows, columns=inputs.columns)
+    return total, _rechunk(batches, chunk_rows, path)
+
+
+def _csv_batches(path: Path, inputs: _Inputs) -> Iterator[pa.RecordBatch]:
+    import pyarrow.csv as pacsv
+
+    # Everything is read as text and typed per column afterwards (`_features`): Arrow's
+    # own inference looks at the first block only and would fail on a later one.
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+        convert_options=pacsv.ConvertOptions(
+            include_columns=inputs.columns,
+            column_types=dict.fromkeys(inputs.columns, pa.string()),
+            strings_can_be_null=True,
+        ),
+    )
+    with reader:
+        yield from reader
+
+
+def _csv_header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return next(csv.reader(handle))
+    except StopIteration:
+        raise ScoringError(f"{path}: the file is empty") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise ScoringError(f"{path}: not a readable CSV file ({_first_line(err)})") from None
+
+
+def _check_columns(path: Path, present: list[str], inputs: _Inputs) -> None:
+    missing = [c for c in inputs.columns if c not in set(present)]
+    if missing:
+        raise ScoringError(f"{path}: missing required column(s): {', '.join(missing)}")
+
+
+def _rechunk(batches: Iterator[pa.RecordBatch], chunk_rows: int, path: Path) -> Iterator[pa.Table]:
+    """Cut a stream of record batches of any size into tables of `chunk_rows` rows."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    try:
+        for batch in batches:
+            pending.append(batch)
+            held += batch.num_rows
+            while held >= chunk_rows:
+                table = pa.Table.from_batches(pending)
+                yield table.slice(0, chunk_rows)
+                rest = table.slice(chunk_rows)
+                pending, held = rest.to_batches(), rest.num_rows
+    except pa.ArrowException as err:
+        raise ScoringError(f"{path}: cannot read the file ({_first_line(err)})") from None
+    if held:
+        yield pa.Table.from_batches(pending)
+
+
+def _features(table: pa.Table, inputs: _Inputs, path: Path) -> pa.Table:
+    """The feature columns, each cast to the type the model's signature declares."""
+    columns = []
+    for name, arrow in inputs.features:
+        column = table.column(name)
+        try:
+            if pa.types.is_integer(arrow) and pa.types.is_string(column.type):
+                column = column.cast(pa.float64())  # "3.0" is a whole number; "1.5" fails below
+            column = column.cast(arrow)
+        except pa.ArrowException as err:
+            raise ScoringError(
+                f"{path}: column {name!r} must hold {_plain(arrow)} values: {_first_line(err)}"
+            ) from None
+        if pa.types.is_integer(arrow) and column.null_count:
+            # pandas turns such a column into floats, which the signature (long) refuses.
+            raise ScoringError(
+                f"{path}: column {name!r} has missing values, but the "
+                "model's signature types it as a whole number (long), which cannot be missing"
+            )
+        columns.append(column)
+    return pa.table(columns, names=[name for name, _ in inputs.features])
+
+
+# -- writing -------------------------------------------------------------------------------
+def _output_table(table: pa.Table, scored: Any, id_column: str | None) -> pa.Table:
+    """The id column as read, then every column the model returned, in its order."""
+    arrays: dict[str, Any] = {}
+    if id_column is not None:
+        arrays[id_column] = table.column(id_column)
+    for name in scored.columns:
+        values = scored[name]
+        if values.dtype.kind == "f":
+            arrays[str(name)] = pa.array(values.to_numpy(), type=pa.float64())
+        else:
+            arrays[str(name)] = pa.array(values.astype(object).to_numpy(), type=pa.string())
+    return pa.table(arrays)
+
+
+class _Writer:
+    """Appends tables to a Parquet (one row group each) or CSV file."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.schema = schema
+        self._writer: Any
+        if path.name.lower().endswith(".parquet.partial"):
+            import pyarrow.parquet as pq
+
+            self._writer = pq.ParquetWriter(path, schema)
+        else:
+            import pyarrow.csv as pacsv
+
+            self._writer = pacsv.CSVWriter(path, schema)
+        self._open = True
+
+    def write(self, table: pa.Table) -> None:
+        self._writer.write_table(table)
+
+    def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._writer.close()
+
+
+# -- messages ------------------------------------------------------------------------------
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _reason(err: BaseException) -> str:
+    """MLflow's schema message without the repr of the data it quotes (it may hold PII)."""
+    text = str(err)
+    tail = text.rsplit("Error: ", 1)[-1]
+    tail = tail.split(" Hint:", 1)[0]
+    return " ".join(tail.split()) or type(err).__name__
+
+
+def _plain(arrow: pa.DataType) -> str:
+    if pa.types.is_integer(arrow):
+        return "whole-number"
+    if pa.types.is_floating(arrow):
+        return "numeric"
+    return str(arrow)
