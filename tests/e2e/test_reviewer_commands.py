@@ -89,9 +89,9 @@ def test_report_is_self_contained_and_holds_no_personal_data(trained, tmp_path: 
     page = (tmp_path / "report.html").read_text()
     # Every src/href is an embedded image or an in-page anchor: nothing to fetch.
     refs = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", page)
-    assert refs and all(r.startswith(("data:image/png;base64,", "#")) or r == "data:," for r in refs), set(
-        r[:40] for r in refs if not r.startswith(("data:", "#"))
-    )
+    assert refs and all(
+        r.startswith(("data:image/png;base64,", "#")) or r == "data:," for r in refs
+    ), set(r[:40] for r in refs if not r.startswith(("data:", "#")))
     assert "<script" not in page.lower()
     frame = pd.read_parquet(folder / "credit.parquet")
     for column in ("full_name", "phone", "national_id"):
