@@ -334,6 +334,14 @@ def _parse_time(column: pd.Series, where: str, name: str) -> pd.Series:
             )
     if parsed.isna().all():
         raise DataError(f"{where}: time column {name!r} is empty")
+    if parsed.isna().any():
+        # A row without a date cannot be placed before or after an out-of-time cut; left
+        # in, it would land in training and could carry the future into the model.
+        first = int(np.flatnonzero(parsed.isna().to_numpy())[0])
+        raise DataError(
+            f"{where}: time column {name!r} has {int(parsed.isna().sum())} missing dates "
+            f"(first at data row {first + 1}); date every row or drop the undated ones"
+        )
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     return parsed.astype("datetime64[ns]")

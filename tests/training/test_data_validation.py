@@ -166,6 +166,17 @@ def test_unparsable_time_column(credit_job: CreditJob) -> None:
     ) in message
 
 
+def test_undated_rows_are_refused_rather_than_put_in_training(credit_job: CreditJob) -> None:
+    def edit(frame: pd.DataFrame) -> None:
+        frame.loc[[40, 41, 900], TIME] = pd.NaT
+
+    message = data_error(credit_job(edit))
+    assert (
+        f"time column '{TIME}' has 3 missing dates (first at data row 41); "
+        "date every row or drop the undated ones"
+    ) in message
+
+
 def test_dates_in_mixed_formats_are_refused(credit_job: CreditJob) -> None:
     rows = list(range(0, 4000, 7))
 
