@@ -431,7 +431,8 @@ def _log_dataset(mlflow: Any, splits: Splits, config: JobConfig) -> None:
         # MLflow notes that a local path could be read as two kinds of source; either will do.
         warnings.simplefilter("ignore", UserWarning)
         source = resolve_dataset_source(str(config.data.source))
-    dataset = MetaDataset(
+    # MetaDataset's `profile` is abstract to mypy but optional at run time.
+    dataset = MetaDataset(  # type: ignore[abstract]
         source, name=Path(config.data.source).name, digest=train.digest, schema=Schema(columns)
     )
     rows = {f"rows_{name}": str(part.n_rows) for name, part in splits.parts().items()}
