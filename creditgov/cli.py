@@ -533,10 +533,13 @@ def score(
             bar.start()
         bar.update(task, completed=done, total=total)
 
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         summary = score_file(model, input_, output, chunk_rows=chunk_rows, progress=advance)
     except (ModelNotFound, ScoringError) as err:  # the only bad input score_file reports
         raise _fail(str(err), EXIT_BAD_INPUT) from None
+    except KeyboardInterrupt:
+        raise _fail(f"interrupted; {output} was not written", EXIT_UNEXPECTED) from None
     finally:
         if bar.live.is_started:
             bar.stop()

@@ -69,7 +69,9 @@ class _Inputs:
     @property
     def columns(self) -> list[str]:
         names = [name for name, _ in self.features]
-        return names if self.id_column in (None, *names) else [self.id_column, *names]
+        if self.id_column is None or self.id_column in names:
+            return names
+        return [self.id_column, *names]
 
 
 def score_file(
