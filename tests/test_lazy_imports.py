@@ -22,7 +22,10 @@ print("LOADED:" + ",".join(m for m in {heavy!r} if m in sys.modules))
 
 def test_help_config_loading_and_validation_do_not_import_heavy_libraries() -> None:
     done = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=HEAVY)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     loaded = done.stdout.rsplit("LOADED:", 1)[1].strip()

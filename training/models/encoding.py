@@ -55,12 +55,12 @@ def encode(frame: pd.DataFrame, specs: Sequence[FeatureSpec]) -> NDArray[np.floa
     for j, spec in enumerate(specs):
         column = frame[spec.name]
         if spec.kind == "categorical":
-            codes = pd.Categorical(
-                column.astype(object)
-                .where(column.notna(), None)
-                .map(lambda v: v if v is None else str(v)),
-                categories=list(spec.levels),
-            ).codes
+            text = column.astype(object).where(column.notna(), None)
+            if not pd.api.types.is_string_dtype(text):  # numbers used as levels: match as text
+                text = text.map(lambda v: v if v is None else str(v))
+            # get_indexer: -1 for a level not seen in training (pd.Categorical with unknown
+            # values warns in pandas 3 and will raise in pandas 4).
+            codes = pd.Index(list(spec.levels), dtype=object).get_indexer(text)
             out[:, j] = np.where(codes < 0, np.nan, codes)
         else:
             out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(
