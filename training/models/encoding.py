@@ -60,7 +60,7 @@ def encode(frame: pd.DataFrame, specs: Sequence[FeatureSpec]) -> NDArray[np.floa
                 text = text.map(lambda v: v if v is None else str(v))
             # get_indexer: -1 for a level not seen in training (pd.Categorical with unknown
             # values warns in pandas 3 and will raise in pandas 4).
-            codes = pd.Index(list(spec.levels), dtype=object).get_indexer(text)
+            codes = pd.Index(list(spec.levels), dtype=object).get_indexer(pd.Index(text))
             out[:, j] = np.where(codes < 0, np.nan, codes)
         else:
             out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(
