@@ -9,7 +9,8 @@ a throw-away SQLite file, so nothing a test does reaches a shared MLflow store.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -111,3 +112,15 @@ def credit_job(tmp_path: Path, credit_frame: pd.DataFrame) -> CreditJob:
         return path
 
     return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _work_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Run every test from a scratch folder: a SQLite MLflow store puts its artifacts in
+    `./mlruns` of the working directory, and tests must not write into the checkout."""
+    before = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    try:
+        yield
+    finally:
+        os.chdir(before)
