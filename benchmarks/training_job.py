@@ -42,8 +42,7 @@ from evaluation.metrics import get_metric
 from training.data import Dataset
 from training.models.encoding import FeatureSpec, encode, feature_specs
 from training.models.lightgbm import lightgbm_params, raw_predict
-from training.models.policy import ScoreScale
-from training.models.spec import ModelSpec, fit_model
+from training.models.spec import ModelSpec
 from training.split import Splits
 from training.synthetic import make_credit, write_table
 
@@ -138,27 +137,9 @@ def fixed_work(rounds: int) -> list[str]:
 
 
 def fit_step(config: JobConfig, splits: Splits) -> ModelSpec:
-    """creditgov's fit step with the arguments `job.run` passes (no tuning: no best params).
-
-    Mirrors the `fit_model(...)` call in `creditgov/job.py`; if that call changes, this one
-    must follow, or the benchmark times a different fit from the job's.
-    """
-    decision = config.decision
-    return fit_model(
-        splits,
-        task=config.task,
-        model_type=config.model.type,
-        params={**config.model.params},
-        monotone=config.model.monotone,
-        calibration=config.model.calibration,
-        score=ScoreScale(config.score.base_score, config.score.base_odds, config.score.pdo),
-        decision_rule=decision.rule,
-        threshold=decision.effective_threshold,
-        approval_rate=decision.approval_rate,
-        cost_false_negative=decision.cost_false_negative,
-        cost_false_positive=decision.cost_false_positive,
-        seed=config.seed,
-    )
+    """creditgov's fit step exactly as `job.run` calls it (no tuning: no best params)."""
+    spec: ModelSpec = job.fit_final(config, splits, {})
+    return spec
 
 
 @dataclass(frozen=True)
@@ -335,7 +316,7 @@ def bench_fit(data: CreditData, rounds: Rounds, *, repeats: int, log: Log) -> li
     ]
     includes = {
         "creditgov": (
-            "training.models.spec.fit_model(...) with the args job.run passes: feature specs "
+            "creditgov.job.fit_final(...), the call job.run makes: feature specs "
             "from train, encode train + valid, lgb.Dataset x2, lgb.train with the valid set "
             "evaluated (AUC) every round and the early-stopping callback (patience 1e9, never "
             "fires), model_to_string, predict valid, calibration none, approval-rate cut-off"

@@ -23,7 +23,7 @@ from creditgov.config import JobConfig, config_sha256, flatten
 from training.data import Dataset, DroppedColumn, load_dataset
 from training.split import Splits, SplitSummary, split_dataset
 
-__all__ = ["REPORT_DIR", "JobResult", "Progress", "explain_settings", "run"]
+__all__ = ["REPORT_DIR", "JobResult", "Progress", "explain_settings", "fit_final", "run"]
 
 #: Where the reviewer's files live in the run's artifacts.
 REPORT_DIR = "reports"
@@ -135,6 +135,32 @@ def input_example(dataset: Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def fit_final(config: JobConfig, splits: Splits, best_params: Mapping[str, Any]) -> Any:
+    """The final fit with the config's model, calibration, scaling and decision rule.
+
+    One place for the job and the benchmarks, so a benchmark times the job's own fit.
+    """
+    from training.models.policy import ScoreScale
+    from training.models.spec import fit_model
+
+    decision = config.decision
+    return fit_model(
+        splits,
+        task=config.task,
+        model_type=config.model.type,
+        params={**config.model.params, **best_params},
+        monotone=config.model.monotone,
+        calibration=config.model.calibration,
+        score=ScoreScale(config.score.base_score, config.score.base_odds, config.score.pdo),
+        decision_rule=decision.rule,
+        threshold=decision.effective_threshold,
+        approval_rate=decision.approval_rate,
+        cost_false_negative=decision.cost_false_negative,
+        cost_false_positive=decision.cost_false_positive,
+        seed=config.seed,
+    )
+
+
 def explain_settings(config: JobConfig) -> Any:
     """The evaluation knobs of a config, as the evaluation package takes them."""
     from evaluation.evidence import ExplainSettings
@@ -172,8 +198,6 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
         resolve_tracking_uri,
         use_tracking,
     )
-    from training.models.policy import ScoreScale
-    from training.models.spec import fit_model
     from training.tuning import open_study, tune
 
     show = progress or _Silent()
@@ -281,22 +305,7 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
                 )
 
             show.stage("Fitting the final model")
-            decision = config.decision
-            spec = fit_model(
-                splits,
-                task=config.task,
-                model_type=config.model.type,
-                params={**config.model.params, **best_params},
-                monotone=config.model.monotone,
-                calibration=config.model.calibration,
-                score=ScoreScale(config.score.base_score, config.score.base_odds, config.score.pdo),
-                decision_rule=decision.rule,
-                threshold=decision.effective_threshold,
-                approval_rate=decision.approval_rate,
-                cost_false_negative=decision.cost_false_negative,
-                cost_false_positive=decision.cost_false_positive,
-                seed=config.seed,
-            )
+            spec = fit_final(config, splits, best_params)
 
             show.stage("Testing: metrics, SHAP reason codes, fairness, drift, gates")
             evidence = evaluate(
