@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 DATA   := data
 
-.PHONY: setup demo test lint typecheck bench clean
+.PHONY: setup demo test lint typecheck bench clean team-up team-down
 
 setup: $(STAMP)
 
@@ -39,6 +39,15 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
+
+# Team mode: one MLflow server on PostgreSQL with basic auth (README "Team mode").
+TEAM := $(PY) -m registry.team
+
+team-up: $(STAMP)
+	$(TEAM) up
+
+team-down: $(STAMP)
+	$(TEAM) down
 
 clean:
 	rm -rf $(VENV) mlruns mlartifacts mlflow.db out .pytest_cache .mypy_cache .ruff_cache
