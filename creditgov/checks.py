@@ -130,7 +130,7 @@ def check_drift(
     from creditgov.job import explain_settings
     from evaluation.drift import ReferenceProfile, compare
     from evaluation.report import write_drift_report
-    from training.data import read_table
+    from training.data import numeric_batch, read_table
     from training.models.spec import spec_from_state
 
     bundle, config = _bundle(model_uri)
@@ -147,13 +147,15 @@ def check_drift(
         from training.data import DataError
 
         raise DataError(
-            f"{data}: column {missing[0]!r} is missing from the batch; drift needs every model feature ({len(missing)} missing)"
+            f"{data}: column {missing[0]!r} is missing from the batch ({len(missing)} missing); "
+            f"drift needs every model feature: add it to the file (names are case-sensitive)"
         )
     if len(frame) == 0:
         from training.data import DataError
 
-        raise DataError(f"{data}: the batch has no rows")
-    features = frame[list(spec.feature_names)]
+        raise DataError(f"{data}: the batch has no rows; pass a file with data rows")
+    numeric = [f.name for f in spec.features if f.kind != "categorical"]
+    features = numeric_batch(frame[list(spec.feature_names)], numeric, str(data))
     limit = threshold if threshold is not None else explain_settings(config).drift_threshold
     result = compare(
         ReferenceProfile.from_json(bundle.reference),

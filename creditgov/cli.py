@@ -43,13 +43,24 @@ class Kind(StrEnum):
     fraud = "fraud"
 
 
-def _bad_input_types() -> tuple[type[BaseException], ...]:
-    from creditgov.config import ConfigError
-    from registry.artifacts import ModelNotFound
-    from training.data import DataError
-    from training.tuning import TuneError
+#: (module, class) of every error that means bad input (exit 2).
+_BAD_INPUT = (
+    ("creditgov.config", "ConfigError"),
+    ("training.data", "DataError"),
+    ("training.tuning", "TuneError"),
+    ("registry.artifacts", "ModelNotFound"),
+)
 
-    return (ConfigError, DataError, TuneError, ModelNotFound)
+
+def _bad_input_types() -> tuple[type[BaseException], ...]:
+    """The bad-input error classes of the modules loaded so far.
+
+    An error from a module that was never imported cannot have been raised, and importing
+    optuna or mlflow only to recognise a config error would cost seconds on every typo.
+    """
+    return tuple(
+        getattr(sys.modules[module], name) for module, name in _BAD_INPUT if module in sys.modules
+    )
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -550,6 +561,14 @@ def score(
         f"models:/{summary.model_name}/{summary.model_version} in {summary.seconds:.1f} s; "
         f"wrote [bold]{escape(str(summary.output))}[/]"
     )
+    for name, rows in summary.unseen.items():
+        errors.print(
+            f"[yellow]warning:[/] {escape(str(input_))}: column {escape(repr(name))}: {rows:,} "
+            f"rows hold a level the model never saw in training and were scored as missing; "
+            f"`creditgov drift` lists the new levels",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 # ----------------------------------------------------------------------------- display

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
@@ -291,7 +292,10 @@ class JobConfig(_Strict):
     @model_validator(mode="after")
     def _sections_agree(self) -> JobConfig:
         if self.split.method == "out_of_time" and not self.data.time_column:
-            raise ValueError("split.method out_of_time needs data.time_column")
+            raise ValueError(
+                "split.method out_of_time needs data.time_column; name the date column "
+                "there, or use split.method random"
+            )
         for feature in self.model.monotone:
             if feature in self.data.protected or feature in self.data.pii:
                 raise ValueError(
@@ -322,7 +326,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> JobConfig:
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file; pass the path of a YAML job file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _load_yaml(path.read_text(encoding="utf-8"))
     except yaml.constructor.ConstructorError as err:
         where = _yaml_position(err)
         raise ConfigError(
@@ -331,7 +335,8 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> JobConfig:
         ) from None
     except yaml.YAMLError as err:
         raise ConfigError(
-            f"{path}{_yaml_position(err)}: malformed YAML: {_yaml_problem(err)}"
+            f"{path}{_yaml_position(err)}: malformed YAML: {_yaml_problem(err)}; "
+            f"fix the syntax at that line and column"
         ) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
@@ -367,29 +372,98 @@ def _apply_override(raw: dict[str, Any], item: str, path: Path) -> None:
     if not sep or not key:
         raise ConfigError(f"{path}: --set {item!r}: write KEY=VALUE, e.g. --set tuning.n_trials=5")
     try:
-        value = yaml.safe_load(text) if text.strip() else None
+        value = _load_yaml(text) if text.strip() else None
     except yaml.YAMLError:
         value = text
     parts = key.split(".")
-    model: type[BaseModel] | None = JobConfig
-    node = raw
+    shape: Any = JobConfig  # the schema's type at the current depth; None: not checked
+    node: dict[str, Any] | list[Any] = raw
     for depth, part in enumerate(parts):
-        if model is not None:
-            fields = model.model_fields
-            if part not in fields:
-                raise ConfigError(
-                    f"{path}: --set {key}: {'.'.join(parts[: depth + 1])} is not a config key"
-                    f"{_did_you_mean(part, fields)}"
-                )
-            model = _submodel(fields[part].annotation)
+        here = ".".join(parts[:depth])
+        shape = _schema_step(shape, part, f"{path}: --set {key}: ", ".".join(parts[: depth + 1]))
+        slot: str | int = part
+        if isinstance(node, list):
+            slot = _list_index(node, part, f"{path}: --set {key}: ", here)
         if depth == len(parts) - 1:
-            node[part] = value
-        else:
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = {}
-                node[part] = child
-            node = child
+            node[slot] = value  # type: ignore[index]
+            return
+        child = node[slot] if isinstance(node, list) else node.get(part)  # type: ignore[index]
+        if not isinstance(child, dict | list):
+            child = {}
+            node[slot] = child  # type: ignore[index]
+        node = child
+
+
+def _schema_step(shape: Any, part: str, prefix: str, dotted: str) -> Any:
+    """The schema type one key below `shape`, refusing keys the schema does not have.
+
+    A model has named fields; a list is entered by item position (`gates.0.min`), a
+    mapping by any key (`tuning.search_space.num_leaves`); below a plain value or a free
+    mapping such as `model.params` nothing is checked here (validation still is).
+    """
+    shape = _strip_optional(shape)
+    if isinstance(shape, type) and issubclass(shape, BaseModel):
+        fields = shape.model_fields
+        if part not in fields:
+            raise ConfigError(f"{prefix}{dotted} is not a config key{_did_you_mean(part, fields)}")
+        return fields[part].annotation
+    origin = getattr(shape, "__origin__", None)
+    args: tuple[Any, ...] = getattr(shape, "__args__", ())
+    if origin is list and args:
+        if not part.isdigit():
+            parent = dotted.rsplit(".", 1)[0]
+            raise ConfigError(
+                f"{prefix}{parent} is a list: address an item by its position, "
+                f"e.g. --set {parent}.0.<key>=VALUE"
+            )
+        return args[0]
+    if origin is dict and len(args) == 2:
+        return args[1]
+    return None
+
+
+def _strip_optional(shape: Any) -> Any:
+    """`X | None` -> X; anything else as it is."""
+    args = getattr(shape, "__args__", ())
+    rest = [a for a in args if a is not type(None)]
+    return rest[0] if len(rest) == 1 and len(args) == 2 else shape
+
+
+def _list_index(items: list[Any], part: str, prefix: str, parent: str) -> int:
+    if not part.isdigit() or int(part) >= len(items):
+        raise ConfigError(
+            f"{prefix}{parent} has {len(items)} item(s) in the config, so there is no item "
+            f"{part}; use a position from 0 to {len(items) - 1} or set the whole list, "
+            f"e.g. --set '{parent}=[...]'"
+            if items
+            else f"{prefix}{parent} is not in the config file, so it has no item {part}; "
+            f"set the whole list, e.g. --set '{parent}=[...]'"
+        )
+    return int(part)
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` with YAML 1.2 booleans: only true/false, never yes/no/on/off.
+
+    Under YAML 1.1 `positive_label: yes` arrives as True and no target value matches
+    it; read as the text the user wrote, it matches a target of "yes"/"no". Keys typed
+    bool by the schema still accept yes/no, through pydantic.
+    """
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_ConfigLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ConfigLoader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _load_yaml(text: str) -> Any:
+    """Safe loading only (no tag builds a Python object), with YAML 1.2 booleans."""
+    return yaml.load(text, Loader=_ConfigLoader)
 
 
 def _submodel(annotation: Any) -> type[BaseModel] | None:

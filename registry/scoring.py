@@ -57,6 +57,8 @@ class ScoreSummary:
     model_version: str
     id_column: str | None
     decisions: Mapping[str, int] = field(default_factory=dict)
+    #: rows per categorical feature whose level the model never saw (scored as missing)
+    unseen: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ class _Inputs:
 
     features: tuple[tuple[str, pa.DataType], ...]
     id_column: str | None
+    #: the training levels of each categorical feature
+    levels: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def columns(self) -> list[str]:
@@ -112,7 +116,7 @@ def score_file(
     pinned = f"models:/{name}/{version}"
     bundle = load_bundle(client, pinned)
     signature = mlflow.models.get_model_info(pinned).signature
-    inputs = _model_inputs(signature, bundle.config, pinned)
+    inputs = _model_inputs(signature, bundle.config, pinned, bundle.state)
     # The input is checked before the model is loaded, so a bad file fails fast.
     total, tables = _open(input_path, inputs, chunk_rows)
     quiet_mlflow_advice()
@@ -123,10 +127,14 @@ def score_file(
     output_path.parent.mkdir(parents=True, exist_ok=True)
     rows = chunks = 0
     decisions: dict[str, int] = {}
+    empty = dict.fromkeys((name for name, _ in inputs.features), 0)  # missing cells per feature
+    unseen: dict[str, int] = {}
     writer: _Writer | None = None
     try:
         for table in tables:
-            frame = _features(table, inputs, input_path).to_pandas()
+            features = _features(table, inputs, input_path)
+            _count(features, inputs, empty, unseen)
+            frame = features.to_pandas()
             try:
                 scored = model.predict(frame)
             except mlflow.exceptions.MlflowException as err:
@@ -144,7 +152,8 @@ def score_file(
             if progress is not None:
                 progress(rows, total)
         if writer is None:
-            raise ScoringError(f"{input_path}: the file has no rows to score")
+            raise ScoringError(f"{input_path}: {_NO_ROWS}")
+        _refuse_empty_columns(empty, rows, input_path)
         writer.close()
         if progress is not None and total is None:
             progress(rows, rows)  # a CSV's length is known only at its end
@@ -163,10 +172,48 @@ def score_file(
         model_version=version,
         id_column=inputs.id_column,
         decisions=decisions,
+        unseen={name: n for name, n in unseen.items() if n},
     )
 
 
-def _model_inputs(signature: Any, config: Mapping[str, Any] | None, uri: str) -> _Inputs:
+_NO_ROWS = "the file has no rows to score; nothing was written: pass a file with data rows"
+
+
+def _count(table: pa.Table, inputs: _Inputs, empty: dict[str, int], unseen: dict[str, int]) -> None:
+    """Add a chunk's missing cells per feature, and its rows with a level never trained on."""
+    import pyarrow.compute as pc
+
+    for name in empty:
+        column = table.column(name)
+        empty[name] += column.null_count
+        levels = inputs.levels.get(name)
+        if levels is not None:
+            known = pc.is_in(column, value_set=pa.array(levels, type=pa.string()))
+            new = pc.sum(pc.and_(pc.invert(known), pc.is_valid(column))).as_py() or 0
+            unseen[name] = unseen.get(name, 0) + int(new)
+
+
+def _refuse_empty_columns(empty: Mapping[str, int], rows: int, path: Path) -> None:
+    """A feature with no value in any row is a broken extract, not a batch of thin files.
+
+    Scored, every row would get the model's answer for "unknown" and the decisions would
+    look normal; refused, the extract gets fixed before anyone acts on them.
+    """
+    blank = [name for name, n in empty.items() if n == rows]
+    if blank:
+        more = f" (and {len(blank) - 1} more)" if len(blank) > 1 else ""
+        raise ScoringError(
+            f"{path}: column {blank[0]!r}{more} is empty in all {rows:,} rows; the model needs "
+            f"its values: fix the extract that wrote the file (nothing was written)"
+        )
+
+
+def _model_inputs(
+    signature: Any,
+    config: Mapping[str, Any] | None,
+    uri: str,
+    state: Mapping[str, Any] | None = None,
+) -> _Inputs:
     schema = None if signature is None else signature.inputs
     if schema is None or not schema.has_input_names():
         raise ScoringError(f"{uri}: the model has no named input signature to read columns by")
@@ -179,7 +226,12 @@ def _model_inputs(signature: Any, config: Mapping[str, Any] | None, uri: str) ->
             )
         features.append((str(name), arrow))
     id_column = ((config or {}).get("data") or {}).get("id_column")
-    return _Inputs(tuple(features), str(id_column) if id_column else None)
+    levels = {
+        str(f["name"]): tuple(str(v) for v in f.get("levels", ()))
+        for f in (state or {}).get("features", ())
+        if f.get("kind") == "categorical"
+    }
+    return _Inputs(tuple(features), str(id_column) if id_column else None, levels)
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -201,7 +253,7 @@ def _open_parquet(path: Path, inputs: _Inputs, chunk_rows: int) -> tuple[int, It
     _check_columns(path, parquet.schema_arrow.names, inputs)
     total = parquet.metadata.num_rows
     if total == 0:
-        raise ScoringError(f"{path}: the file has no rows to score")
+        raise ScoringError(f"{path}: {_NO_ROWS}")
     batches = parquet.iter_batches(batch_size=chunk_rows, columns=inputs.columns)
     return total, _rechunk(batches, chunk_rows, path)
 
@@ -229,7 +281,9 @@ def _csv_header(path: Path) -> list[str]:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             return next(csv.reader(handle))
     except StopIteration:
-        raise ScoringError(f"{path}: the file is empty") from None
+        raise ScoringError(
+            f"{path}: the file is empty; it needs a header row and data rows"
+        ) from None
     except (OSError, UnicodeDecodeError, csv.Error) as err:
         raise ScoringError(f"{path}: not a readable CSV file ({_first_line(err)})") from None
 
@@ -237,7 +291,11 @@ def _csv_header(path: Path) -> list[str]:
 def _check_columns(path: Path, present: list[str], inputs: _Inputs) -> None:
     missing = [c for c in inputs.columns if c not in set(present)]
     if missing:
-        raise ScoringError(f"{path}: missing required column(s): {', '.join(missing)}")
+        shown = ", ".join(repr(c) for c in missing)
+        raise ScoringError(
+            f"{path}: column(s) {shown} missing; the model reads them: add them to the file "
+            f"(names are case-sensitive)"
+        )
 
 
 def _rechunk(batches: Iterator[pa.RecordBatch], chunk_rows: int, path: Path) -> Iterator[pa.Table]:
@@ -270,13 +328,15 @@ def _features(table: pa.Table, inputs: _Inputs, path: Path) -> pa.Table:
             column = column.cast(arrow)
         except pa.ArrowException as err:
             raise ScoringError(
-                f"{path}: column {name!r} must hold {_plain(arrow)} values: {_first_line(err)}"
+                f"{path}: column {name!r} must hold {_plain(arrow)} values ({_first_line(err)}); "
+                f"clean the column or leave such cells empty (missing)"
             ) from None
         if pa.types.is_integer(arrow) and column.null_count:
             # pandas turns such a column into floats, which the signature (long) refuses.
             raise ScoringError(
-                f"{path}: column {name!r} has missing values, but the "
-                "model's signature types it as a whole number (long), which cannot be missing"
+                f"{path}: column {name!r} has {column.null_count:,} missing values, but the "
+                "model's signature types it as a whole number (long), which cannot be missing: "
+                "fill them in, or retrain on data where the column has gaps"
             )
         columns.append(column)
     return pa.table(columns, names=[name for name, _ in inputs.features])

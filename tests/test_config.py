@@ -143,7 +143,7 @@ def test_a_gate_with_no_close_metric_still_lists_the_valid_names(credit_job: Cre
 
 def test_out_of_time_needs_a_time_column(credit_job: CreditJob) -> None:
     message = config_error(credit_job(config_updates={"data": {"time_column": DELETE}}))
-    assert message.endswith(": split.method out_of_time needs data.time_column"), message
+    assert ": split.method out_of_time needs data.time_column; name the date column" in message
     assert "(top level)" not in message
 
 

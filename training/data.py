@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-__all__ = ["DataError", "Dataset", "DroppedColumn", "load_dataset", "read_table"]
+__all__ = ["DataError", "Dataset", "DroppedColumn", "load_dataset", "numeric_batch", "read_table"]
 
 log = logging.getLogger(__name__)
 # A library does not decide where warnings go: without this, logging's last-resort handler
@@ -325,11 +325,11 @@ def _parse_time(column: pd.Series, where: str, name: str) -> pd.Series:
         parsed = column
     else:
         parsed = pd.to_datetime(column, errors="coerce", format="ISO8601")
-        bad = parsed.isna() & column.notna()
-        if bad.any():
-            first = int(np.flatnonzero(bad.to_numpy())[0])
+        lost = _unparsed(column, parsed)
+        if lost:
+            count, first = lost
             raise DataError(
-                f"{where}: time column {name!r} has {int(bad.sum())} values that are not ISO dates "
+                f"{where}: time column {name!r} has {count} values that are not ISO dates "
                 f"(first at data row {first + 1}: {str(column.iloc[first])[:30]!r}); write dates as YYYY-MM-DD"
             )
     if parsed.isna().all():
@@ -370,17 +370,11 @@ def _typed_features(
                     if n_levels
                     else 0.0
                 )
-                if numeric_share >= NUMERIC_LOOKING:
-                    numbers = pd.to_numeric(text, errors="coerce")
-                    bad = text.notna() & numbers.isna()
-                    if not bad.any():  # numbers stored as text: a numeric column
-                        out[name] = numbers.astype("float64")
-                        continue
-                    first = int(np.flatnonzero(bad.to_numpy())[0])
-                    raise DataError(
-                        f"{where}: numeric column {name!r} has {int(bad.sum())} non-numeric values "
-                        f"(first at data row {first + 1}: {str(text.iloc[first])[:20]!r}); clean them or list the column in data.categorical"
+                if numeric_share >= NUMERIC_LOOKING:  # numbers stored as text: numeric
+                    out[name] = _numbers(
+                        text, where, name, "clean them or list the column in data.categorical"
                     )
+                    continue
             if n_levels > MAX_LEVELS:
                 raise DataError(
                     f"{where}: categorical column {name!r} has {n_levels} levels (limit {MAX_LEVELS}); "
@@ -395,6 +389,54 @@ def _typed_features(
         else:
             out[name] = column.astype("float64")
     return pd.DataFrame(out, index=frame.index), cats
+
+
+def _numbers(column: pd.Series, where: str, name: str, fix: str) -> pd.Series:
+    """`column` as float64, refusing text that is not a number (first bad row named)."""
+    numbers = pd.to_numeric(column, errors="coerce")
+    lost = _unparsed(column, numbers)
+    if lost:
+        count, first = lost
+        raise DataError(
+            f"{where}: numeric column {name!r} has {count} non-numeric values "
+            f"(first at data row {first + 1}: {str(column.iloc[first])[:20]!r}); {fix}"
+        )
+    return numbers.astype("float64")
+
+
+def _unparsed(given: pd.Series, parsed: pd.Series) -> tuple[int, int] | None:
+    """(how many, position of the first) values present in `given` that parsing lost."""
+    bad = parsed.isna().to_numpy() & given.notna().to_numpy()
+    if not bad.any():
+        return None
+    return int(bad.sum()), int(np.flatnonzero(bad)[0])
+
+
+def numeric_batch(frame: pd.DataFrame, numeric: Sequence[str], where: str) -> pd.DataFrame:
+    """A new batch with its `numeric` columns as float64, as training typed them.
+
+    Drift compares a batch nobody has validated: a column of text where the model was
+    trained on numbers is refused here, naming the file, column and first bad row,
+    rather than failing later inside the comparison.
+    """
+    out = frame.copy(deep=False)
+    for name in numeric:
+        column = frame[name]
+        if pd.api.types.is_datetime64_any_dtype(column):
+            raise DataError(
+                f"{where}: column {name!r} holds dates, but the model was trained on numbers "
+                f"there; pass the column as it was in the training data"
+            )
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            out[name] = column.astype("float64")
+        else:
+            out[name] = _numbers(
+                column.astype("object"),
+                where,
+                name,
+                "the model was trained on numbers there: clean them or leave the cells empty",
+            )
+    return out
 
 
 def _integer_columns(frame: pd.DataFrame, names: Sequence[str]) -> tuple[str, ...]:
