@@ -41,12 +41,15 @@ __all__ = [
     "Verification",
     "approve",
     "evidence_manifest",
+    "model_manifest",
     "promote",
     "read_chain",
     "record_event",
     "reject",
     "rollback",
+    "server_refusals",
     "verify_chain",
+    "verify_model_files",
 ]
 
 AUDIT_PREFIX = "audit."
@@ -101,9 +104,46 @@ def _now() -> str:
 # ----------------------------------------------------------------------------- the lock
 
 
+#: What a refused REST call would have done, for the refusal message.
+_ACTIONS = {
+    "registered-models/alias": "move its aliases",
+    "model-versions/set-tag": "set tags on its versions",
+    "registered-models/set-tag": "append to its audit chain",
+    "registered-models/create": "create registered models",
+    "registered-models/delete": "delete it",
+}
+
+
+@contextmanager
+def server_refusals(name: str, *, actor: str) -> Iterator[None]:
+    """A team server's PERMISSION_DENIED becomes a governance refusal (exit 3), said plainly.
+
+    With `mlflow server --app-name basic-auth`, the server decides who may write to a
+    registered model; creditgov's own rules (four eyes, evidence) come on top of that.
+    """
+    try:
+        yield
+    except MlflowException as err:
+        if err.error_code != "PERMISSION_DENIED":
+            raise
+        text = str(err)
+        action = next((v for k, v in _ACTIONS.items() if k in text), "change it")
+        raise GovernanceError(
+            f"the tracking server refused {actor!r} permission to {action} on registered model "
+            f"{name!r} (PERMISSION_DENIED); an admin grants it with "
+            f"`python -m registry.team grant {actor} {name} MANAGE`"
+        ) from None
+
+
 @contextmanager
 def model_lock(client: MlflowClient, name: str, *, actor: str) -> Iterator[None]:
     """Serialise governance writes on one model, across processes and machines."""
+    with server_refusals(name, actor=actor), _held(client, name, actor=actor):
+        yield
+
+
+@contextmanager
+def _held(client: MlflowClient, name: str, *, actor: str) -> Iterator[None]:
     lock = f"{LOCK_PREFIX}{name}"
     token = uuid.uuid4().hex
     deadline = time.monotonic() + LOCK_WAIT_S
@@ -270,13 +310,7 @@ def evidence_manifest(client: MlflowClient, name: str, version: str) -> dict[str
     mv = client.get_model_version(name, version)
     manifest: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="creditgov-evidence-") as tmp:
-        model_dir = Path(
-            mlflow.artifacts.download_artifacts(
-                f"models:/{name}/{version}", dst_path=f"{tmp}/model"
-            )
-        )
-        for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
-            manifest[f"model/{path.relative_to(model_dir).as_posix()}"] = _file_sha(path)
+        manifest.update(_model_files(name, version, Path(tmp)))
         if mv.run_id:
             for folder in ("config", "reports"):
                 try:
@@ -293,6 +327,63 @@ def evidence_manifest(client: MlflowClient, name: str, version: str) -> dict[str
         str(mv.tags.get("data_digest", "")).encode()
     ).hexdigest()
     return manifest
+
+
+def model_manifest(client: MlflowClient, name: str, version: str) -> dict[str, str]:
+    """sha256 of each file of the registered model, keyed `model/<path>` as in the evidence.
+
+    Recorded in the version's `registered` audit event, so a file edited or deleted in
+    the artifact store afterwards is caught by `verify_model_files`.
+    """
+    with tempfile.TemporaryDirectory(prefix="creditgov-model-files-") as tmp:
+        return _model_files(name, version, Path(tmp))
+
+
+def _model_files(name: str, version: str, tmp: Path) -> dict[str, str]:
+    try:
+        model_dir = Path(
+            mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=f"{tmp}/model")
+        )
+    except (MlflowException, OSError):
+        return {}  # the whole model folder is gone: every recorded file counts as deleted
+    return {
+        f"model/{path.relative_to(model_dir).as_posix()}": _file_sha(path)
+        for path in sorted(p for p in model_dir.rglob("*") if p.is_file())
+    }
+
+
+def registered_files(client: MlflowClient, name: str, version: str) -> dict[str, str] | None:
+    """The model files recorded when `version` was registered, or None without a record."""
+    for entry in read_chain(client, name):
+        if entry.event == "registered" and entry.version == version:
+            files = entry.details.get("model_files")
+            return dict(files) if isinstance(files, Mapping) else None
+    return None
+
+
+def verify_model_files(client: MlflowClient, name: str, version: str) -> None:
+    """Refuse a version whose model files differ from those recorded at registration.
+
+    Serving or promoting it would run code and numbers nobody trained or reviewed; the
+    message names each edited, deleted or added file.
+    """
+    recorded = registered_files(client, name, version)
+    if recorded is None:
+        raise GovernanceError(
+            f"models:/{name}/{version} has no record of its model files from registration "
+            f"(not registered by `creditgov train`), so its integrity cannot be checked; retrain it"
+        )
+    present = model_manifest(client, name, version)
+    problems = [
+        f"{key} {'deleted' if key not in present else 'edited'}"
+        for key in sorted(recorded)
+        if present.get(key) != recorded[key]
+    ] + [f"{key} added" for key in sorted(set(present) - set(recorded))]
+    if problems:
+        raise GovernanceError(
+            f"models:/{name}/{version}: model files changed since registration "
+            f"({', '.join(problems)}); it is refused: retrain and register a new version"
+        )
 
 
 def _file_sha(path: Path) -> str:
@@ -361,6 +452,7 @@ def approve(
                 f"models:/{name}/{version} failed its gates ({', '.join(failed) or 'see the report'}); "
                 f"fix the model, or approve with --override-gates --justification TEXT"
             )
+        verify_model_files(client, name, version)  # approve what was trained, nothing else
         manifest = evidence_manifest(client, name, version)
         evidence = manifest_sha256(manifest)
         when = _now()
@@ -448,7 +540,9 @@ def promote(
         if manifest_sha256(manifest) != tags.get("evidence_sha256"):
             approved = _approved_manifest(client, name, version)
             changed = sorted(
-                k for k in set(manifest) | set(approved) if manifest.get(k) != approved.get(k)
+                k if k in manifest else f"{k} deleted"
+                for k in set(manifest) | set(approved)
+                if manifest.get(k) != approved.get(k)
             )
             _append(
                 client, name, "promotion_refused", actor=actor, version=version,
@@ -458,6 +552,14 @@ def promote(
                 f"models:/{name}/{version}: evidence changed since approval ({', '.join(changed) or 'unknown file'}); "
                 f"it must be re-approved"
             )
+        try:
+            verify_model_files(client, name, version)
+        except GovernanceError as err:
+            _append(
+                client, name, "promotion_refused", actor=actor, version=version,
+                details={"alias": alias, "reason": "model files changed since registration"},
+            )  # fmt: skip
+            raise err from None
         before = _alias_version(client, name, alias)
         if before == version:
             return _append(

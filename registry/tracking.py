@@ -22,7 +22,9 @@ from mlflow.tracking import MlflowClient
 __all__ = [
     "DEFAULT_URI",
     "LIBRARIES",
+    "TrackingUnavailable",
     "TrialLogger",
+    "check_server",
     "git_commit",
     "identity",
     "library_versions",
@@ -51,10 +53,77 @@ def resolve_tracking_uri(configured: str | None) -> str:
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
 
 
+#: MLflow's client retry settings for a tracking server, unless the caller set them: a few
+#: quick retries (1 s, 2 s, 4 s apart) ride out a server restart, and a dead server is
+#: reported in seconds rather than after MLflow's default of 7 retries backing off to minutes.
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+class TrackingUnavailable(Exception):
+    """The tracking server cannot be reached, or refuses who we say we are (exit 2)."""
+
+
 def use_tracking(uri: str) -> MlflowClient:
+    """Point MLflow at `uri`; for a server, check it answers (bounded retries) and knows us."""
+    if uri.startswith(("http://", "https://")):
+        for key, value in HTTP_RETRY_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        check_server(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def check_server(uri: str) -> None:
+    """One clear error instead of a stack trace or a hang, before any run is started."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.rest_utils import MlflowHostCreds, http_request
+
+    where = (
+        "tracking.uri" if uri != os.environ.get("MLFLOW_TRACKING_URI") else "$MLFLOW_TRACKING_URI"
+    )
+    retries = os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+    try:
+        health = http_request(MlflowHostCreds(uri), "/health", "GET")
+    except MlflowException as err:
+        raise TrackingUnavailable(
+            f"tracking server {uri} ({where}) is unreachable after {retries} retries "
+            f"({_reason(err)}); start it (`make team-up`) or fix {where}"
+        ) from None
+    if health.status_code != 200:
+        raise TrackingUnavailable(
+            f"tracking server {uri} ({where}) answered /health with HTTP {health.status_code}"
+        )
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except MlflowException as err:
+        if err.error_code == "UNAUTHENTICATED":
+            user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+            raise TrackingUnavailable(
+                f"tracking server {uri} did not accept "
+                + (f"user {user!r}" if user else "an anonymous request")
+                + ": set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to your team account"
+            ) from None
+        raise
+
+
+def _reason(err: Exception) -> str:
+    """The last cause in a requests/urllib3 error, e.g. 'Connection refused'."""
+    text = str(err)
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "timed out",
+        "No route to host",
+    ):
+        if marker in text:
+            return marker
+    return text.splitlines()[0][:160]
 
 
 def identity() -> str:
