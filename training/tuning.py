@@ -4,10 +4,17 @@ The study optimises a metric from the registry on the validation split. Trials r
 LightGBM's per-iteration validation metric so the median pruner can stop hopeless
 ones early. Storage is in memory unless `tuning.storage` names an RDB URL; a named
 study there survives a crash and `--resume` carries on from its finished trials.
+
+Several processes (`--workers N`, or the same command on several machines) can add
+trials to one study in shared storage (PostgreSQL). Each runs one trial at a time and
+checks the study's counts before the next, so together they stop at the trial budget;
+heartbeats mark a dead worker's trial failed and the retry callback queues it again.
 """
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -30,7 +37,16 @@ from training.models.lightgbm import (
 from training.models.scorecard import fit_scorecard
 from training.split import Splits
 
-__all__ = ["TrialRecord", "TuneError", "TuneResult", "open_study", "tune"]
+__all__ = [
+    "WORKER_ATTR",
+    "TrialRecord",
+    "TuneError",
+    "TuneResult",
+    "open_study",
+    "storage_url",
+    "study_counts",
+    "tune",
+]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -38,6 +54,19 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 #: longer than the grace period is taken as dead and its trial failed (then retried).
 HEARTBEAT_S = 10
 GRACE_S = 40
+#: Seconds between looks at the study while other workers finish the last trials.
+POLL_S = 0.5
+#: Trial user attribute naming the process that ran it (host:pid).
+WORKER_ATTR = "worker"
+
+
+def _seconds(name: str, default: float) -> float:
+    """An operator may shorten the heartbeat (e.g. tests that kill workers on purpose)."""
+    text = os.environ.get(name, "")
+    try:
+        return float(text) if text else default
+    except ValueError:
+        raise TuneError(f"${name}={text!r}: give a number of seconds") from None
 
 
 class TuneError(ValueError):
@@ -83,15 +112,24 @@ def _suggest(trial: optuna.Trial, name: str, spec: Mapping[str, Any]) -> Any:
     return trial.suggest_categorical(name, list(spec["choices"]))
 
 
+def storage_url(url: str) -> str:
+    """`postgresql://` means psycopg2, the driver we pin (SQLAlchemy 2.1 would pick psycopg 3)."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg2://" + url.split("://", 1)[1]
+    return url
+
+
 def _storage(url: str | None) -> optuna.storages.BaseStorage | None:
     if url is None:
         return None
+    heartbeat = _seconds("CREDITGOV_TUNING_HEARTBEAT_S", HEARTBEAT_S)
+    grace = _seconds("CREDITGOV_TUNING_GRACE_S", max(GRACE_S, 4 * heartbeat))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.storages.RDBStorage(
-            url,
-            heartbeat_interval=HEARTBEAT_S,
-            grace_period=GRACE_S,
+            storage_url(url),
+            heartbeat_interval=max(1, round(heartbeat)),
+            grace_period=max(2, round(grace)),
             failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
         )
 
@@ -104,11 +142,18 @@ def open_study(
     seed: int,
     pruner: Literal["none", "median"],
     resume: bool,
+    join: bool = False,
 ) -> optuna.Study:
-    """Create the study, or with `resume` load the named one from RDB storage."""
+    """Create the study, or with `resume` (or `join`, for a worker) load the named one.
+
+    `seed` differs per worker: TPE's random start-up trials would otherwise be the same
+    parameter sets in every process.
+    """
     if resume and (storage is None or study_name is None):
         raise TuneError("--resume needs tuning.storage (an RDB URL) and tuning.study_name")
     backend = _storage(storage)
+    if join:
+        resume = True
     if backend is not None and study_name is not None and not resume:
         existing = {s.study_name for s in optuna.get_all_study_summaries(backend)}
         if study_name in existing:
@@ -162,12 +207,14 @@ def tune(
     specs = feature_specs(splits.train.features, splits.train.categorical, splits.train.integer)
     y_valid = splits.valid.target
     records: list[TrialRecord] = []
+    worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial: optuna.Trial) -> float:
         sampled = {name: _suggest(trial, name, spec) for name, spec in search_space.items()}
         params = {**base_params, **sampled}
         curve: list[float] = []
         trial.set_user_attr("started", time.time())
+        trial.set_user_attr(WORKER_ATTR, worker)
         if model_type == "scorecard":
             card = fit_scorecard(
                 splits.train, splits.valid, params=params, monotone=monotone, seed=seed
@@ -206,8 +253,7 @@ def tune(
             hook(record, best)
 
     if remaining:
-        # No `catch`: a trial that raises is a bug or bad data, and the job should say so.
-        study.optimize(objective, n_trials=remaining, timeout=timeout_s, callbacks=[after])
+        _run_to_budget(study, objective, after, n_trials=n_trials, timeout_s=timeout_s)
     best_params: dict[str, Any] = {}
     best_value = _best_value(study)
     if best_value is not None:
@@ -223,6 +269,54 @@ def tune(
         n_finished=_finished(study),
         study_name=study.study_name,
     )
+
+
+def _run_to_budget(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    after: Callable[[optuna.Study, optuna.trial.FrozenTrial], None],
+    *,
+    n_trials: int,
+    timeout_s: float | None,
+) -> None:
+    """One trial at a time until the study (all workers together) has `n_trials` finished.
+
+    A trial starts only while finished + running trials are under the budget, so N
+    workers do not overshoot it by N-1. When the last trials are running elsewhere this
+    worker waits for them — and fails those whose heartbeat stopped, which queues their
+    retry (WAITING), which the next `optimize` call picks up first. It returns once the
+    budget is met and no trial is running, so the caller's best trial is final.
+    """
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while deadline is None or time.monotonic() < deadline:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # a no-op without heartbeats
+        counts = study_counts(study)
+        finished, running, waiting = counts["finished"], counts["running"], counts["waiting"]
+        if finished >= n_trials and running == 0:
+            return
+        if finished + running >= n_trials and not waiting:
+            time.sleep(POLL_S)
+            continue
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        # No `catch`: a trial that raises is a bug or bad data, and the job should say so.
+        study.optimize(objective, n_trials=1, timeout=left, callbacks=[after])
+
+
+def study_counts(study: optuna.Study) -> dict[str, int]:
+    """finished (complete + pruned), running, waiting and failed trials of the whole study."""
+    out = {"finished": 0, "running": 0, "waiting": 0, "failed": 0}
+    key = {
+        optuna.trial.TrialState.COMPLETE: "finished",
+        optuna.trial.TrialState.PRUNED: "finished",
+        optuna.trial.TrialState.RUNNING: "running",
+        optuna.trial.TrialState.WAITING: "waiting",
+        optuna.trial.TrialState.FAIL: "failed",
+    }
+    for trial in study.get_trials(deepcopy=False):
+        out[key[trial.state]] += 1
+    return out
 
 
 def _finished(study: optuna.Study) -> int:
