@@ -63,6 +63,12 @@ def _bad_input_types() -> tuple[type[BaseException], ...]:
     )
 
 
+def _pii_leak() -> tuple[type[BaseException], ...]:
+    from registry.pii_scan import PiiLeak
+
+    return (PiiLeak,)
+
+
 def _fail(message: str, code: int) -> typer.Exit:
     # The message is data (it may hold "[...]" from a column name), never markup.
     errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
@@ -179,6 +185,8 @@ def train(
             "interrupted; the MLflow run was marked KILLED and nothing was registered",
             EXIT_UNEXPECTED,
         ) from None
+    except _pii_leak() as err:  # a safety stop, not bad input: exit 1 (unexpected), one line
+        raise _fail(str(err), EXIT_UNEXPECTED) from None
     summary = result.summary()
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -527,7 +535,8 @@ def score(
     """Score a file with a registered model, streamed in chunks of --chunk-rows rows.
 
     The output holds the input's id column, then probability, score, decision and
-    reason_1..k; no other input column (personal data included) is copied.
+    reason_1..k; no other input column (personal data included) is copied. A version whose
+    model files were edited or deleted after registration is refused (exit 3).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -549,6 +558,8 @@ def score(
         summary = score_file(model, input_, output, chunk_rows=chunk_rows, progress=advance)
     except (ModelNotFound, ScoringError) as err:  # the only bad input score_file reports
         raise _fail(str(err), EXIT_BAD_INPUT) from None
+    except _refused() as err:  # model files edited or deleted since registration
+        raise _fail(str(err), EXIT_REFUSED) from None
     except KeyboardInterrupt:
         raise _fail(f"interrupted; {output} was not written", EXIT_UNEXPECTED) from None
     finally:

@@ -187,8 +187,9 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
 
     from evaluation.evidence import evaluate
     from evaluation.report import write_report
-    from registry.governance import record_event
+    from registry.governance import model_manifest, record_event
     from registry.register import log_scoring_model, mark_validated, register_version
+    from registry.stale_runs import end_stale_runs, process_tags
     from registry.tracking import (
         TrialLogger,
         git_commit,
@@ -243,10 +244,17 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
                 "creditgov.data_digest": dataset_digest,
                 "creditgov.model_type": config.model.type,
                 "creditgov.git_commit": commit or "unknown",
+                **process_tags(),
             }
             params = dict(flatten(config))
             params.update({f"lib.{k}": v for k, v in library_versions().items()})
             log_batch(client, run_id, params=params, tags=tags)
+            if resume and tuning.storage and tuning.study_name:
+                # The run of the process that died is never ended by it; settle it here.
+                end_stale_runs(
+                    client, experiment_id, storage=tuning.storage,
+                    study_name=tuning.study_name, current_run_id=run_id,
+                )  # fmt: skip
             mlflow.log_dict(config.model_dump(mode="json"), "config/resolved_config.json")
             _log_dataset(mlflow, splits, config)
             summary = [asdict(s) for s in splits.summary()]
@@ -387,13 +395,28 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
             )
             record_event(
                 client, config.registry.model_name, "registered", actor=trainer, version=version,
-                details={"run_id": run_id, "config_sha256": cfg_sha, "data_digest": dataset_digest},
+                details={
+                    "run_id": run_id, "config_sha256": cfg_sha, "data_digest": dataset_digest,
+                    "model_files": model_manifest(client, config.registry.model_name, version),
+                },
             )  # fmt: skip
             record_event(
                 client, config.registry.model_name, "validated", actor=trainer, version=version,
                 details={"status": evidence.gates.status, "gates": evidence.gates.to_json()},
             )  # fmt: skip
             mlflow.set_tag("creditgov.model_version", f"{config.registry.model_name}/{version}")
+            if config.data.pii:
+                # Last, so it reads everything the run logged; a hit fails the run below.
+                from registry.pii_scan import PiiLeak, scan_run
+
+                show.stage("Scanning the run for personal data")
+                scan = scan_run(
+                    client, run_id, source=config.data.source, pii=config.data.pii,
+                    model_name=config.registry.model_name, version=version,
+                )  # fmt: skip
+                mlflow.set_tag("creditgov.pii_scan", f"{scan.describe()} ({scan.seconds:.1f} s)")
+                if not scan.clean:
+                    raise PiiLeak(scan)
         except BaseException as err:
             if version is not None:
                 client.delete_model_version(config.registry.model_name, version)

@@ -88,12 +88,15 @@ def score_file(
 ) -> ScoreSummary:
     """Score `input_path` with the registered model `model_uri` into `output_path`.
 
-    Raises `ScoringError` for a bad file, extension or column and
-    `registry.artifacts.ModelNotFound` for a URI that names no version.
+    Raises `ScoringError` for a bad file, extension or column,
+    `registry.artifacts.ModelNotFound` for a URI that names no version, and
+    `registry.governance.GovernanceError` for a version whose model files were edited or
+    deleted after registration.
     """
     import mlflow
 
     from registry.artifacts import load_bundle, resolve_version
+    from registry.governance import verify_model_files
     from registry.register import quiet_mlflow_advice
     from registry.tracking import resolve_tracking_uri, use_tracking
 
@@ -114,6 +117,9 @@ def score_file(
     # The resolved version from here on, not the alias: an alias moved mid-run cannot
     # mix two models in one output.
     pinned = f"models:/{name}/{version}"
+    # The files must be those registered: an edited state.json or booster would score
+    # with numbers nobody trained or approved (GovernanceError, exit 3 in the CLI).
+    verify_model_files(client, name, version)
     bundle = load_bundle(client, pinned)
     signature = mlflow.models.get_model_info(pinned).signature
     inputs = _model_inputs(signature, bundle.config, pinned, bundle.state)
