@@ -8,9 +8,6 @@ or registered models (every check happens before the MLflow run starts).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,44 +18,9 @@ import pandas as pd
 import pytest
 
 from tests.conftest import CreditJob
+from tests.support import assert_nothing_tracked, creditgov, error_lines
 
 TARGET = "default_12m"
-
-
-def creditgov(
-    *args: str, cwd: Path, tracking_uri: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    if tracking_uri is not None:
-        env["MLFLOW_TRACKING_URI"] = tracking_uri
-    return subprocess.run(
-        [sys.executable, "-m", "creditgov", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def error_lines(stderr: str) -> list[str]:
-    return [line for line in stderr.splitlines() if line.strip()]
-
-
-def assert_nothing_tracked(db: Path) -> None:
-    """No run in any experiment (deleted ones included) and no registered model."""
-    if not db.exists():
-        return
-    from mlflow import MlflowClient
-    from mlflow.entities import ViewType
-
-    uri = f"sqlite:///{db}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiments = client.search_experiments(view_type=ViewType.ALL)
-    runs = client.search_runs([e.experiment_id for e in experiments], run_view_type=ViewType.ALL)
-    assert [r.info.run_id for r in runs] == []
-    assert [m.name for m in client.search_registered_models()] == []
 
 
 # ----------------------------------------------------------------------------- the cases
