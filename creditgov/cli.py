@@ -135,10 +135,11 @@ def validate(
     import yaml
 
     from creditgov.config import load_config
-    from creditgov.job import prepare
 
     try:
         cfg = load_config(config, set_ or [])
+        from creditgov.job import prepare  # only now: a config typo answers without sklearn
+
         with console.status("Reading and validating the data"):
             splits = prepare(cfg)
     except _bad_input_types() as err:
@@ -167,13 +168,14 @@ def train(
 ) -> None:
     """Data -> split -> tune -> fit -> measure -> log -> register, as one MLflow run."""
     from creditgov.config import load_config
-    from creditgov.job import run
 
     signal.signal(signal.SIGTERM, _terminate)
     try:
         cfg = load_config(config, set_ or [])
     except _bad_input_types() as err:
         raise _fail(str(err), EXIT_BAD_INPUT) from None
+    from creditgov.job import run  # only now: a config typo answers without sklearn
+
     bar = _RichProgress()
     try:
         with bar:

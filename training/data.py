@@ -291,7 +291,7 @@ def _binary_target(
     # Before the positive_label check: with one class, no choice of label would help.
     if len(values) < 2:
         raise DataError(
-            f"{where}: target {name!r} has one class only ({values[0]!r}); a model needs both outcomes"
+            f"{where}: target {name!r} has one class only ({values[0]!r}); a model needs both outcomes: check data.target and the extract"
         )
     matches = column == positive
     if not matches.any():

@@ -9,6 +9,8 @@ the cases marked `subprocess` run `python -m creditgov`, as a scheduler would.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -254,3 +256,31 @@ def test_set_on_a_list_item_changes_that_item_only(credit_job: CreditJob) -> Non
     # A mapping entry below a list-free path still works as before.
     space = load_config(path, ["tuning.search_space.num_leaves.high=99"]).tuning.search_space
     assert space["num_leaves"].high == 99 and space["num_leaves"].low == 8
+
+
+PROBE = """
+import sys
+from creditgov.cli import main
+sys.argv = ["creditgov", "train", sys.argv[1]]
+try:
+    main()
+except SystemExit as done:
+    print("EXIT", done.code)
+print("LOADED:" + ",".join(m for m in {heavy!r} if m in sys.modules))
+"""
+
+
+def test_a_config_error_answers_without_loading_the_ml_libraries(tmp_path: Path) -> None:
+    """A typo is reported before sklearn, mlflow or optuna load (seconds each on 2 cores)."""
+    heavy = ("pandas", "sklearn", "mlflow", "optuna", "lightgbm", "shap")
+    (tmp_path / "job.yaml").write_text("name: x\nsplit: {zzz: 1}\n", encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=heavy), "job.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "EXIT 2" in done.stdout, done.stderr
+    assert done.stderr.strip().startswith("error: job.yaml: "), done.stderr
+    assert done.stdout.rsplit("LOADED:", 1)[1].strip() == ""
