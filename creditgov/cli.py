@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from types import FrameType
@@ -165,6 +166,13 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="continue the named study in tuning.storage after a crash")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="processes tuning the shared study in tuning.storage; "
+            "joins the study if another machine's job already runs it"
+        ),
+    ] = None,
 ) -> None:
     """Data -> split -> tune -> fit -> measure -> log -> register, as one MLflow run."""
     from creditgov.config import load_config
@@ -179,7 +187,9 @@ def train(
     bar = _RichProgress()
     try:
         with bar:
-            result = run(cfg, resume=resume, progress=bar)
+            joined = _join(cfg, workers, resume, bar) if workers is not None else None
+            if joined is None:
+                result = run(cfg, resume=resume, progress=bar, workers=workers or 1)
     except _bad_input_types() as err:
         raise _fail(str(err), EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
@@ -189,11 +199,26 @@ def train(
         ) from None
     except _pii_leak() as err:  # a safety stop, not bad input: exit 1 (unexpected), one line
         raise _fail(str(err), EXIT_UNEXPECTED) from None
+    if joined is not None:
+        console.print(
+            f"Added {joined.trials_here} trials to study {joined.study_name!r} "
+            f"({joined.n_finished} finished); run {joined.run_id} fits and registers the model"
+        )
+        _write_json(json_path, asdict(joined))
+        return
     summary = result.summary()
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
     _print_result(summary, result.tracking_uri)
+
+
+def _join(cfg: Any, workers: int, resume: bool, bar: Any) -> Any:
+    """Tune another job's running study from here (same command, another machine)."""
+    from creditgov.workers import check_workers, join_running_study
+
+    check_workers(cfg, workers)
+    return join_running_study(cfg, workers, resume=resume, show=bar)
 
 
 @app.command()

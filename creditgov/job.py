@@ -181,10 +181,21 @@ def explain_settings(config: JobConfig) -> Any:
     )
 
 
-def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = None) -> JobResult:
-    """Data -> split -> tune -> fit -> measure -> log -> register. See ARCHITECTURE.md."""
+def run(
+    config: JobConfig,
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
+    workers: int = 1,
+) -> JobResult:
+    """Data -> split -> tune -> fit -> measure -> log -> register. See ARCHITECTURE.md.
+
+    With `workers` > 1, that many processes tune the shared study (creditgov/workers.py);
+    this one alone fits and registers.
+    """
     import mlflow
 
+    from creditgov.workers import check_workers, team_workers, tune_job
     from evaluation.evidence import evaluate
     from evaluation.report import write_report
     from registry.governance import model_manifest, record_event
@@ -199,7 +210,7 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
         resolve_tracking_uri,
         use_tracking,
     )
-    from training.tuning import open_study, tune
+    from training.tuning import open_study
 
     show = progress or _Silent()
     started = time.perf_counter()
@@ -207,6 +218,7 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
     splits = prepare(config)
     dataset_digest = splits.train.digest
     tuning = config.tuning
+    check_workers(config, workers)
     study = None
     if tuning.n_trials > 0:
         from evaluation.metrics import objective_direction
@@ -279,27 +291,14 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
                 def on_trial(record: Any, best: float | None) -> None:
                     show.trial(record.number, record.state, record.value, best, total)
 
-                result = tune(
-                    splits,
-                    model_type=config.model.type,
-                    base_params=config.model.params,
-                    monotone=config.model.monotone,
-                    search_space={k: v.model_dump() for k, v in tuning.search_space.items()},
-                    metric=tuning.metric,
-                    study=study,
-                    n_trials=tuning.n_trials,
-                    timeout_s=tuning.timeout_s,
-                    seed=config.seed,
-                    hooks=[
-                        TrialLogger(
-                            client,
-                            experiment_id=experiment_id,
-                            parent_run_id=run_id,
-                            metric=tuning.metric,
-                        ),
-                        on_trial,
-                    ],
+                logger = TrialLogger(
+                    client, experiment_id=experiment_id, parent_run_id=run_id, metric=tuning.metric
                 )
+                with team_workers(
+                    config, study, workers, uri=uri, run_id=run_id,
+                    experiment_id=experiment_id, show=show,
+                ):  # fmt: skip
+                    result = tune_job(config, study, splits, [logger, on_trial])
                 best_params = dict(result.best_params)
                 n_trials = result.n_finished
                 log_batch(
@@ -355,6 +354,7 @@ def run(config: JobConfig, *, resume: bool = False, progress: Progress | None = 
                 client,
                 name=config.registry.model_name,
                 model_uri=logged.model_uri,
+                model_id=logged.model_id,
                 run_id=run_id,
                 tags={
                     "run_id": run_id,

@@ -132,13 +132,20 @@ def register_version(
     model_uri: str,
     run_id: str,
     tags: Mapping[str, str],
+    model_id: str | None = None,
 ) -> str:
-    """Register `model_uri` under `name`; returns the new version number as text."""
+    """Register `model_uri` under `name`; returns the new version number as text.
+
+    `model_id` (the logged model's id) is required by a tracking server for a
+    `models:/m-...` source; a local store infers it.
+    """
     try:
         client.get_registered_model(name)
     except mlflow.exceptions.MlflowException:
         client.create_registered_model(name, description="Registered by creditgov train.")
-    version = client.create_model_version(name, model_uri, run_id=run_id, tags=dict(tags))
+    version = client.create_model_version(
+        name, model_uri, run_id=run_id, tags=dict(tags), model_id=model_id
+    )
     return str(version.version)
 
 

@@ -148,7 +148,10 @@ def _auth_ini(stack: Stack) -> Path:
         "default_permission = READ\n"
         f"database_uri = {stack.database_uri('auth')}\n"
         f"admin_username = {ADMIN}\n"
-        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n",
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+        # A job makes hundreds of requests; without the cache each one re-hashes the
+        # password (PBKDF2). A changed password or deleted user takes effect within 60 s.
+        "auth_cache_ttl_seconds = 60\n",
         encoding="utf-8",
     )
     return path

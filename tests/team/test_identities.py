@@ -1,0 +1,101 @@
+"""Identities the four-eyes rule can trust: the server authenticates who acts.
+
+alice trains through the authenticated server and cannot approve her own version; bob
+(MANAGE on the model) approves and promotes; carol, with only the default READ, is
+refused by the server itself when she tries to move an alias.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from registry.governance import read_chain, verify_chain
+from tests.team.conftest import MODEL, PASSWORDS, Team
+
+
+def _as(team: Team, user: str, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORDS[user])
+    mlflow.set_tracking_uri(team.url)
+    mlflow.set_registry_uri(team.url)
+    return MlflowClient(tracking_uri=team.url, registry_uri=team.url)
+
+
+def _champion(client: MlflowClient) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(MODEL, "champion").version)
+    except MlflowException:
+        return None
+
+
+def test_train_as_alice_approve_and_promote_as_bob_carol_refused(
+    team: Team, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = str(Path(__file__).resolve().parents[2] / "configs" / "credit_scoring.yaml")
+    summary = tmp_path / "train.json"
+    trained = team.cli("alice", "train", config, *team.config(), "--json", str(summary))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    result = json.loads(summary.read_text())
+    version = result["model_version"]
+    assert result["validation_status"] == "passed"
+
+    client = _as(team, "bob", monkeypatch)
+    mv = client.get_model_version(MODEL, version)
+    assert mv.tags["trainer"] == "alice"
+    assert client.get_run(result["run_id"]).data.tags["creditgov.trainer"] == "alice"
+
+    own = team.cli("alice", "approve", MODEL, version, "--comment", "my own work, looks fine")
+    assert own.returncode == 3, own.stderr
+    assert f"'alice' trained models:/{MODEL}/{version} and cannot approve it" in own.stderr
+    assert client.get_model_version(MODEL, version).tags["approval_status"] == "pending"
+
+    approved = team.cli("bob", "approve", MODEL, version, "--comment", "report read; gates pass")
+    assert approved.returncode == 0, approved.stderr
+    assert client.get_model_version(MODEL, version).tags["approver"] == "bob"
+
+    # carol may read everything (default READ) but the server refuses her the alias.
+    refused = team.cli("carol", "promote", MODEL, version)
+    assert refused.returncode == 3, refused.stderr
+    line = " ".join(refused.stderr.split())
+    assert (
+        f"the tracking server refused 'carol' permission to move its aliases on registered "
+        f"model '{MODEL}' (PERMISSION_DENIED)" in line
+    )
+    assert _champion(client) is None
+
+    promoted = team.cli("bob", "promote", MODEL, version)
+    assert promoted.returncode == 0, promoted.stderr
+    assert _champion(client) == version
+
+    chain = [e for e in read_chain(client, MODEL) if e.version == version]
+    assert [(e.event, e.actor) for e in chain] == [
+        ("registered", "alice"),
+        ("validated", "alice"),
+        ("approved", "bob"),
+        ("promoted", "bob"),
+    ]
+    assert verify_chain(client, MODEL).ok
+
+
+def test_a_wrong_password_is_refused_before_anything_runs(team: Team, tmp_path: Path) -> None:
+    config = str(Path(__file__).resolve().parents[2] / "configs" / "credit_scoring.yaml")
+    wrong = team.cli(
+        "alice", "train", config, *team.config(), env={"MLFLOW_TRACKING_PASSWORD": "not-hers"}
+    )
+    assert wrong.returncode == 2, wrong.stderr
+    assert (
+        f"tracking server {team.url} did not accept user 'alice': set MLFLOW_TRACKING_USERNAME "
+        f"and MLFLOW_TRACKING_PASSWORD" in " ".join(wrong.stderr.split())
+    )
+    # Claiming to be bob needs bob's password: the identity is the server's, not the shell's.
+    impostor = team.cli(
+        "alice", "approve", MODEL, "1", "--comment", "x", env={"MLFLOW_TRACKING_USERNAME": "bob"}
+    )
+    assert impostor.returncode == 2, impostor.stderr
+    assert "did not accept user 'bob'" in " ".join(impostor.stderr.split())
