@@ -148,7 +148,7 @@ def tracked(db: Path) -> Tracked:
     experiments = client.search_experiments(view_type=ViewType.ALL)
     runs = client.search_runs([e.experiment_id for e in experiments], run_view_type=ViewType.ALL)
     models = sorted(m.name for m in client.search_registered_models())
-    versions = sorted((v.name, v.version) for v in client.search_model_versions())
+    versions = sorted((v.name, str(v.version)) for v in client.search_model_versions())
     return Tracked(
         runs=tuple(sorted((r.info.run_id, r.info.status) for r in runs)),
         models=tuple(models),
