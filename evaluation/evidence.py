@@ -197,9 +197,14 @@ def score_split(
     reference: ReferenceProfile | None,
     settings: ExplainSettings,
     monotonicity: Mapping[str, int] | None = None,
+    probability: NDArray[np.float64] | None = None,
 ) -> SplitEvidence:
-    """Every number about one split: ranking, calibration, decisions, fairness, drift."""
-    p = spec.probability(features)
+    """Every number about one split: ranking, calibration, decisions, fairness, drift.
+
+    `probability` is the model's output on `features` when the caller has it already:
+    scoring a large split is the costliest part of measuring it, so it is done once.
+    """
+    p = spec.probability(features) if probability is None else probability
     metrics: dict[str, float] = {}
     metrics.update(score_metrics(y, p))
     metrics.update(decision_metrics(y, p, threshold=spec.decision.threshold))
@@ -270,7 +275,10 @@ def evaluate(
     )
 
     parts: dict[str, SplitEvidence] = {}
+    scored: dict[str, NDArray[np.float64]] = {"train": train_p}
     for name, part in splits.parts().items():
+        if name not in scored:
+            scored[name] = spec.probability(part.features)
         parts[name] = score_split(
             spec,
             name,
@@ -280,9 +288,10 @@ def evaluate(
             reference=None if name == "train" else reference,
             settings=settings,
             monotonicity=monotonicity,
+            probability=scored[name],
         )
 
-    examples = _reason_examples(spec, splits, texts, settings)
+    examples = _reason_examples_of(spec, splits.test, texts, settings, scored["test"])
     gate_result = check_gates(gates, {n: p.metrics for n, p in parts.items()})
     return Evidence(
         model_name=model_name,
@@ -305,17 +314,15 @@ def evaluate(
     )
 
 
-def _reason_examples(
-    spec: ModelSpec, splits: Splits, texts: Mapping[str, str], settings: ExplainSettings
-) -> pd.DataFrame:
-    return _reason_examples_of(spec, splits.test, texts, settings)
-
-
 def _reason_examples_of(
-    spec: ModelSpec, test: Dataset, texts: Mapping[str, str], settings: ExplainSettings
+    spec: ModelSpec,
+    test: Dataset,
+    texts: Mapping[str, str],
+    settings: ExplainSettings,
+    probability: NDArray[np.float64] | None = None,
 ) -> pd.DataFrame:
     """The riskiest declined rows with their reasons — identified by id only."""
-    p = spec.probability(test.features)
+    p = spec.probability(test.features) if probability is None else probability
     declined = p >= spec.decision.threshold
     order = np.argsort(-p, kind="stable")
     ranked = order[declined[order]]
@@ -376,6 +383,7 @@ def evaluate_batch(
     monotonicity = monotonicity_violations(
         spec, sample, settings.monotone, rows=MONOTONE_ROWS, grid=MONOTONE_GRID
     )
+    p = spec.probability(dataset.features)
     part = score_split(
         spec,
         "test",
@@ -385,6 +393,7 @@ def evaluate_batch(
         reference=reference,
         settings=settings,
         monotonicity=monotonicity,
+        probability=p,
     )
     summary = SplitSummary(
         name="test",
@@ -406,7 +415,7 @@ def evaluate_batch(
         split_summary=(summary,),
         importance=global_importance(contrib),
         plots=plots(contrib, sample),
-        reason_examples=_reason_examples_of(spec, dataset, texts, settings),
+        reason_examples=_reason_examples_of(spec, dataset, texts, settings, p),
         monotonicity=monotonicity,
         reference=reference,
         directions=dict(directions_),

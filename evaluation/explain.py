@@ -114,11 +114,11 @@ def contributions(spec: ModelSpec, frame: pd.DataFrame) -> Contributions:
     if missing:
         raise ValueError(f"frame lacks the model's features {missing}")
     if spec.model_type == "lightgbm":
-        import lightgbm as lgb
+        from training.models.lightgbm import booster_of
 
         if spec.model_text is None:
             raise ValueError("a lightgbm ModelSpec without model_text cannot be explained")
-        booster = lgb.Booster(model_str=spec.model_text)
+        booster = booster_of(spec.model_text)
         out = np.asarray(
             booster.predict(encode(frame, spec.features), pred_contrib=True), dtype=np.float64
         )

@@ -361,14 +361,20 @@ def _typed_features(
                 f"{where}: feature {name!r} is a date; derive numeric features from it or add it to data.exclude"
             )
         if (declared is not None and name in declared) or (declared is None and is_text):
-            text = column.astype("object").where(column.notna(), None)
-            text = text.map(lambda v: v if v is None else str(v))
-            n_levels = text.nunique(dropna=True)
+            # Every test below looks at distinct values only, weighted by their counts:
+            # text columns have few levels and many rows, and per-row Python is the cost.
+            codes, uniques = pd.factorize(column, use_na_sentinel=True)
+            levels = np.array([str(v) for v in uniques], dtype=object)
+            present = codes >= 0
+            values = np.full(len(codes), None, dtype=object)
+            values[present] = levels[codes[present]]
+            text = pd.Series(values, index=column.index, dtype=object)
+            n_levels = len(pd.unique(levels))
             if declared is None:
+                counts = np.bincount(codes[present], minlength=len(levels))
+                looks_numeric = pd.to_numeric(pd.Series(levels), errors="coerce").notna()
                 numeric_share = (
-                    pd.to_numeric(text.dropna(), errors="coerce").notna().mean()
-                    if n_levels
-                    else 0.0
+                    counts[looks_numeric.to_numpy()].sum() / counts.sum() if n_levels else 0.0
                 )
                 if numeric_share >= NUMERIC_LOOKING:  # numbers stored as text: numeric
                     out[name] = _numbers(

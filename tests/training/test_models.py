@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,9 +14,11 @@ from sklearn.metrics import roc_auc_score
 from tests.training.helpers import credit_splits
 from training.models.calibration import PD_FLOOR, fit_calibration
 from training.models.encoding import FeatureSpec, encode, feature_specs
+from training.models.lightgbm import LightGBMFit, fit_lightgbm, lightgbm_params, raw_predict
 from training.models.policy import ScoreScale, choose_threshold
 from training.models.scorecard import fit_scorecard, points_table, woe_matrix
 from training.models.spec import fit_model
+from training.split import Splits
 
 MONOTONE = {"bureau_score": -1, "debt_to_income": 1}
 
@@ -202,3 +205,55 @@ def test_state_document_holds_no_python_objects() -> None:
     text = json.dumps(spec.state())  # raises if anything is not plain JSON
     assert json.loads(text)["calibration"]["method"] == "isotonic"
     assert json.loads(text)["decision"]["below"] == "approve"
+
+
+def _bare_booster(splits: Splits, fit: LightGBMFit, rounds: int, patience: int) -> lgb.Booster:
+    """`lightgbm.train` called directly with the fit's own params, as a user would."""
+    specs = feature_specs(splits.train.features, splits.train.categorical, splits.train.integer)
+    train = lgb.Dataset(
+        encode(splits.train.features, specs),
+        label=splits.train.target,
+        feature_name=[s.name for s in specs],
+        categorical_feature=[i for i, s in enumerate(specs) if s.kind == "categorical"],
+    )
+    valid = lgb.Dataset(
+        encode(splits.valid.features, specs), label=splits.valid.target, reference=train
+    )
+    callbacks = [lgb.early_stopping(patience, verbose=False)] if patience else []
+    return lgb.train(
+        dict(fit.params),
+        train,
+        num_boost_round=rounds,
+        valid_sets=[valid] if patience else None,
+        callbacks=callbacks,
+    )
+
+
+@pytest.mark.parametrize(("rounds", "patience"), [(60, 0), (400, 10)])
+def test_lightgbm_fit_matches_bare_lightgbm_train(rounds: int, patience: int) -> None:
+    """Early stopping off: exactly `rounds` trees, as bare `lgb.train` without a valid set.
+    On: trimmed to LightGBM's own best iteration. Either way the validation probabilities
+    the fit hands to calibration equal a fresh prediction of the kept trees."""
+    splits = credit_splits()
+    specs = feature_specs(splits.train.features, splits.train.categorical, splits.train.integer)
+    params = lightgbm_params({"num_threads": 2}, specs=specs, monotone={}, seed=3)
+    fit = fit_lightgbm(
+        splits.train,
+        splits.valid,
+        specs=specs,
+        params=params,
+        num_boost_round=rounds,
+        early_stopping_rounds=patience,
+    )
+    bare = _bare_booster(splits, fit, rounds, patience)
+    expected_trees = bare.best_iteration if patience else rounds
+    assert 0 < fit.best_iteration == expected_trees
+    if patience:
+        assert fit.best_iteration < rounds, "the case must really stop early"
+    x_valid = encode(splits.valid.features, specs)
+    np.testing.assert_allclose(
+        fit.valid_raw, bare.predict(x_valid, num_iteration=expected_trees), rtol=0, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        fit.valid_raw, raw_predict(fit.model_text, x_valid), rtol=0, atol=1e-12
+    )

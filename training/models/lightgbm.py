@@ -7,6 +7,7 @@ Categorical features use LightGBM's own categorical splits on level codes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +22,7 @@ from training.models.encoding import FeatureSpec, encode
 __all__ = [
     "BASE_PARAMS",
     "LightGBMFit",
+    "booster_of",
     "fit_lightgbm",
     "lightgbm_params",
     "raw_predict",
@@ -72,7 +74,7 @@ def lightgbm_params(
 
 
 def training_rounds(user: Mapping[str, Any]) -> tuple[int, int]:
-    """(maximum rounds, early-stopping patience) from `model.params`."""
+    """(maximum rounds, early-stopping patience) from `model.params`; patience 0 is off."""
     rounds = int(user.get("num_boost_round", user.get("n_estimators", DEFAULT_ROUNDS)))
     patience = int(user.get("early_stopping_rounds", DEFAULT_EARLY_STOPPING))
     return rounds, patience
@@ -88,7 +90,19 @@ def fit_lightgbm(
     early_stopping_rounds: int,
     callbacks: Sequence[Callable[[Any], None]] = (),
 ) -> LightGBMFit:
-    """Boost on train, stop early on valid, return the trimmed text model."""
+    """Boost on train, stop early on valid, return the trimmed text model.
+
+    `early_stopping_rounds=0` turns early stopping off: exactly `num_boost_round` rounds,
+    and no validation metric is computed per round (nothing would read it), which is what
+    a fixed-round refit wants. With early stopping on, the model is trimmed to the best
+    validation iteration.
+
+    The cost beyond `lightgbm.train` itself is kept to encoding the frames: the training
+    booster is kept (`keep_training_booster`) instead of being copied through a model
+    string, and the validation probabilities that calibration and the cut-off need are
+    the scores LightGBM already keeps for the validation set, read once after training,
+    unless early stopping trimmed trees, when the kept trees predict them.
+    """
     names = [s.name for s in specs]
     cats = [i for i, s in enumerate(specs) if s.kind == "categorical"]
     train_set = lgb.Dataset(
@@ -100,31 +114,66 @@ def fit_lightgbm(
     )
     x_valid = encode(valid.features, specs)
     valid_set = lgb.Dataset(x_valid, label=valid.target, reference=train_set)
+    stopping = early_stopping_rounds > 0
+    booster_params = dict(params) if stopping else {**params, "metric": "None"}
     booster = lgb.train(
-        dict(params),
+        booster_params,
         train_set,
         num_boost_round=num_boost_round,
         valid_sets=[valid_set],
         valid_names=["valid"],
         callbacks=[
-            lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False),
+            *(
+                [lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)]
+                if stopping
+                else []
+            ),
             *callbacks,
         ],
+        keep_training_booster=True,
     )
-    best = booster.best_iteration or booster.current_iteration()
-    text = booster.model_to_string(num_iteration=best)
+    current = booster.current_iteration()
+    best = booster.best_iteration or current
+    if best == current:
+        valid_raw = _valid_scores(booster)
+    else:
+        valid_raw = np.asarray(booster.predict(x_valid, num_iteration=best), dtype=np.float64)
     return LightGBMFit(
-        model_text=text,
+        model_text=booster.model_to_string(num_iteration=best),
         best_iteration=int(best),
         params=dict(params),
-        valid_raw=np.asarray(booster.predict(x_valid, num_iteration=best), dtype=np.float64),
+        valid_raw=valid_raw,
     )
+
+
+def _valid_scores(booster: lgb.Booster) -> NDArray[np.float64]:
+    """The probabilities LightGBM holds for the (first) validation set at its last round.
+
+    Read through the public `eval_valid` with an evaluation function that only keeps
+    what it is handed: LightGBM passes it those probabilities, as it does every round for
+    a custom metric.
+    """
+    kept: list[NDArray[np.float64]] = []
+
+    def keep(preds: NDArray[np.float64], _data: lgb.Dataset) -> tuple[str, float, bool]:
+        kept.append(np.array(preds, dtype=np.float64))
+        return "kept", 0.0, True
+
+    booster.eval_valid(feval=keep)
+    return kept[0]
+
+
+@functools.lru_cache(maxsize=4)
+def booster_of(model_text: str) -> lgb.Booster:
+    """The Booster of a text model, parsed once: measuring one model scores it many times
+    (every split, SHAP samples, the monotonicity grid), and parsing costs more than a
+    small prediction. Callers only predict with it, never train or change it."""
+    return lgb.Booster(model_str=model_text)
 
 
 def raw_predict(model_text: str, x: NDArray[np.float64]) -> NDArray[np.float64]:
     """Uncalibrated probability from a text model (what the served model also does)."""
-    booster = lgb.Booster(model_str=model_text)
-    return np.asarray(booster.predict(x), dtype=np.float64)
+    return np.asarray(booster_of(model_text).predict(x), dtype=np.float64)
 
 
 #: LightGBM's own per-iteration metric that moves with each tunable registry metric, so
