@@ -58,6 +58,9 @@ class _Strict(BaseModel):
 
 
 Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
+#: A real number: NaN and ±inf pass every `<` test of a bound, so they are refused here.
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Label = int | str | bool
 
 
@@ -126,8 +129,8 @@ class ModelConfig(_Strict):
 
 class SearchParam(_Strict):
     type: Literal["int", "float", "categorical"]
-    low: float | None = None
-    high: float | None = None
+    low: Finite | None = None
+    high: Finite | None = None
     log: bool = False
     choices: list[Any] | None = None
 
@@ -176,16 +179,16 @@ class TuningConfig(_Strict):
 
 
 class ScoreConfig(_Strict):
-    base_score: float = 600.0
-    base_odds: Annotated[float, Field(gt=0)] = 50.0
-    pdo: Annotated[float, Field(gt=0)] = 20.0
+    base_score: Finite = 600.0
+    base_odds: Positive = 50.0
+    pdo: Positive = 20.0
 
 
 class DecisionConfig(_Strict):
     threshold: Fraction | None = None
     approval_rate: Fraction | None = None
-    cost_false_negative: Annotated[float, Field(gt=0)] | None = None
-    cost_false_positive: Annotated[float, Field(gt=0)] | None = None
+    cost_false_negative: Positive | None = None
+    cost_false_positive: Positive | None = None
 
     @model_validator(mode="after")
     def _exactly_one_rule(self) -> DecisionConfig:
@@ -241,8 +244,8 @@ class EvaluationConfig(_Strict):
 class GateConfig(_Strict):
     metric: str
     split: Literal["train", "valid", "test"] = "test"
-    min: float | None = None
-    max: float | None = None
+    min: Finite | None = None
+    max: Finite | None = None
 
     @field_validator("metric")
     @classmethod
@@ -327,17 +330,8 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> JobConfig:
         raise ConfigError(f"{path}: no such config file; pass the path of a YAML job file")
     try:
         raw = _load_yaml(path.read_text(encoding="utf-8"))
-    except yaml.constructor.ConstructorError as err:
-        where = _yaml_position(err)
-        raise ConfigError(
-            f"{path}{where}: YAML tag {_yaml_tag(err)} is not allowed; configs are plain data "
-            f"(safe loading only)"
-        ) from None
     except yaml.YAMLError as err:
-        raise ConfigError(
-            f"{path}{_yaml_position(err)}: malformed YAML: {_yaml_problem(err)}; "
-            f"fix the syntax at that line and column"
-        ) from None
+        raise ConfigError(_yaml_message(path, err)) from None
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: not UTF-8 text; save the config as UTF-8") from None
     if raw is None:
@@ -461,6 +455,19 @@ _ConfigLoader.add_implicit_resolver(
 )
 
 
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    """A YAML date, or a marked YAML error: `2024-02-30` is no date, and no crash either."""
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except ValueError as err:
+        raise yaml.MarkedYAMLError(
+            problem=f"{node.value} is not a valid date ({err})", problem_mark=node.start_mark
+        ) from None
+
+
+_ConfigLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
 def _load_yaml(text: str) -> Any:
     """Safe loading only (no tag builds a Python object), with YAML 1.2 booleans."""
     return yaml.load(text, Loader=_ConfigLoader)
@@ -523,6 +530,16 @@ def _item_model(annotation: Any) -> type[BaseModel] | None:
         if found is not None:
             return found
     return None
+
+
+def _yaml_message(path: Path, err: yaml.YAMLError) -> str:
+    where = f"{path}{_yaml_position(err)}"
+    if isinstance(err, yaml.constructor.ConstructorError) and "for the tag" in str(err.problem):
+        return (
+            f"{where}: YAML tag {_yaml_tag(err)} is not allowed; configs are plain data "
+            f"(safe loading only)"
+        )
+    return f"{where}: malformed YAML: {_yaml_problem(err)}; fix the syntax at that line and column"
 
 
 def _yaml_position(err: yaml.YAMLError) -> str:

@@ -135,6 +135,22 @@ CASES: dict[str, Case] = {
         updates={"tuning": {"search_space": {"boosting": {"type": "categorical"}}}},
         pieces=(f"{SPACE}.boosting: a categorical search parameter needs a non-empty 'choices'",),
     ),
+    "impossible-date": Case(
+        updates={"split": {"oot_start": "PLACEHOLDER"}},
+        pieces=("malformed YAML: 2024-02-30 is not a valid date (day is out of range for month)",),
+    ),
+    "gate-bound-not-a-number": Case(
+        updates={"gates": [{"metric": "auc", "min": float("nan")}]},
+        pieces=("gates.0.min: Input should be a finite number (got nan)",),
+    ),
+    "search-bound-infinite": Case(
+        updates={
+            "tuning": {
+                "search_space": {"num_leaves": {"type": "int", "low": 8, "high": float("inf")}}
+            }
+        },
+        pieces=(f"{SPACE}.num_leaves.high: Input should be a finite number (got inf)",),
+    ),
     "protected-listed-as-feature": Case(
         updates={"data": {"features": ["annual_income", "sex"]}},
         pieces=("features lists protected column(s) ['sex']", "remove them from data.features"),
@@ -172,6 +188,8 @@ def test_bad_config(name: str, credit_job: CreditJob, tmp_path: Path) -> None:
     config = credit_job(config_updates=case.updates)
     if case.text is not None:
         config.write_bytes(case.text.encode("utf-8", "surrogateescape"))
+    else:  # a bare YAML date that is no date (yaml.safe_dump would quote it)
+        config.write_text(config.read_text().replace("PLACEHOLDER", "2024-02-30"))
     args = ["train", config.name, *(a for o in case.overrides for a in ("--set", o))]
     run = creditgov if case.subprocess else creditgov_in_process
 
