@@ -133,7 +133,8 @@ def score_file(
     output_path.parent.mkdir(parents=True, exist_ok=True)
     rows = chunks = 0
     decisions: dict[str, int] = {}
-    empty = dict.fromkeys((name for name, _ in inputs.features), 0)  # missing cells per feature
+    # Missing cells of each feature training never saw missing (an all-empty one is refused).
+    empty = dict.fromkeys(_never_missing(bundle.reference), 0)
     unseen: dict[str, int] = {}
     writer: _Writer | None = None
     try:
@@ -189,9 +190,10 @@ def _count(table: pa.Table, inputs: _Inputs, empty: dict[str, int], unseen: dict
     """Add a chunk's missing cells per feature, and its rows with a level never trained on."""
     import pyarrow.compute as pc
 
-    for name in empty:
+    for name, _ in inputs.features:
         column = table.column(name)
-        empty[name] += column.null_count
+        if name in empty:
+            empty[name] += column.null_count
         levels = inputs.levels.get(name)
         if levels is not None:
             known = pc.is_in(column, value_set=pa.array(levels, type=pa.string()))
@@ -199,11 +201,19 @@ def _count(table: pa.Table, inputs: _Inputs, empty: dict[str, int], unseen: dict
             unseen[name] = unseen.get(name, 0) + int(new)
 
 
+def _never_missing(reference: Mapping[str, Any] | None) -> list[str]:
+    """Features with no missing value in the training split (from the drift reference)."""
+    features = (reference or {}).get("features", ())
+    return [str(f["name"]) for f in features if f.get("missing_share") == 0]
+
+
 def _refuse_empty_columns(empty: Mapping[str, int], rows: int, path: Path) -> None:
-    """A feature with no value in any row is a broken extract, not a batch of thin files.
+    """A feature training always had, empty in every row, is a broken extract.
 
     Scored, every row would get the model's answer for "unknown" and the decisions would
-    look normal; refused, the extract gets fixed before anyone acts on them.
+    look normal; refused, the extract gets fixed before anyone acts on them. A feature
+    that was sometimes missing in training (months since the last missed payment, say)
+    may well be missing in every row of a small batch, and is scored.
     """
     blank = [name for name, n in empty.items() if n == rows]
     if blank:

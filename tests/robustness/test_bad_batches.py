@@ -5,9 +5,11 @@ off) and registered in a SQLite store; every case then hands the CLI a batch of 
 those applications with one defect. What each command does, and why:
 
 - a column the model needs is absent, holds text where the model was trained on
-  numbers, or (score only) is empty in every row: exit 2, one line naming file and
-  column with the fix, and no output file. A feature with no value anywhere is a
-  broken extract: scored, every row would silently get the "unknown" answer.
+  numbers, or (score only) is empty in every row although training never saw it
+  missing: exit 2, one line naming file and column with the fix, and no output file.
+  Such an empty column is a broken extract: scored, every row would silently get the
+  "unknown" answer. A feature that training did see missing (months since the last
+  missed payment) may be empty throughout a small batch, and is scored.
 - an empty batch (header only, or a 0-byte file): exit 2; there is nothing to score
   or compare, and an empty output would look like a successful run of nothing.
 - unseen levels: not an error. `score` scores them as missing, exactly as the model
@@ -134,8 +136,8 @@ CASES: dict[str, Case] = {
     "score-all-values-missing": Case(
         "score",
         "batch.parquet",
-        edit=lambda f: f.assign(bureau_score=np.nan),
-        pieces=("column 'bureau_score' is empty in all 300 rows", "fix the extract"),
+        edit=lambda f: f.assign(annual_income=np.nan),  # never missing in training
+        pieces=("column 'annual_income' is empty in all 300 rows", "fix the extract"),
     ),
     "score-text-in-a-numeric-column": Case(
         "score",
@@ -289,6 +291,17 @@ def test_unseen_levels_are_scored_as_missing_with_one_warning(
     # The region matters to the model, so "scored as missing" is not "scored as before".
     assert (scores["unseen"]["probability"] != scores["known"]["probability"]).any()
     assert tracked(trained.db) == trained.store
+
+
+def test_an_empty_column_training_saw_missing_is_scored(trained: Trained, tmp_path: Path) -> None:
+    blank = write_batch(
+        trained, tmp_path, "clean.parquet", lambda f: f.assign(months_since_last_delinquency=np.nan)
+    )
+    result = cli(trained, "score", "--model", MODEL, "--input", str(blank),
+                 "--output", "scores.parquet", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert error_lines(result.stderr) == []
+    assert len(pd.read_parquet(tmp_path / "scores.parquet")) == 300
 
 
 def test_drift_names_unseen_levels_and_reports_an_empty_column(
