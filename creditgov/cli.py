@@ -259,7 +259,11 @@ def drift(
         typer.Option("--fail-on-drift", help="exit 4 when any feature's PSI is over the threshold"),
     ] = False,
 ) -> None:
-    """Compare a new batch with the population the model was trained on (PSI, KS, new levels)."""
+    """Compare a new batch with the population the model was trained on (PSI, KS, new levels).
+
+    A batch with no rows, or a feature column missing or holding text where the model had
+    numbers, exits 2. An empty column or unseen levels are what drift reports, not errors.
+    """
     from creditgov.checks import check_drift
 
     try:
@@ -564,6 +568,10 @@ def score(
     The output holds the input's id column, then probability, score, decision and
     reason_1..k; no other input column (personal data included) is copied. A version whose
     model files were edited or deleted after registration is refused (exit 3).
+
+    Bad input exits 2 and writes nothing: a missing or mistyped feature column, a file with
+    no rows, or a feature training always had that is empty in every row. A level never
+    seen in training is scored as missing, with one warning per column.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
