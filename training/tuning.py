@@ -130,7 +130,9 @@ def _storage(url: str | None) -> optuna.storages.BaseStorage | None:
             storage_url(url),
             heartbeat_interval=max(1, round(heartbeat)),
             grace_period=max(2, round(grace)),
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
+                max_retry=2
+            ),
         )
 
 
