@@ -236,7 +236,7 @@ def load_dataset(
     for column in monotone:
         if column in cats:
             raise DataError(
-                f"{where}: model.monotone names categorical column {column!r}; monotone constraints need a numeric feature"
+                f"{where}: model.monotone names categorical column {column!r}; monotone constraints need a numeric feature: remove it from model.monotone"
             )
         if column not in feats.columns and column not in {d.name for d in dropped}:
             raise DataError(

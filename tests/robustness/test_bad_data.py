@@ -225,7 +225,10 @@ CASES: dict[str, Case] = {
     ),
     "monotone-on-a-categorical": Case(
         updates={"model": {"monotone": {"region": 1}}},
-        pieces=("model.monotone names categorical column 'region'", "need a numeric feature"),
+        pieces=(
+            "model.monotone names categorical column 'region'",
+            "remove it from model.monotone",
+        ),
     ),
     "non-utf8-text": Case(
         suffix=".csv",
