@@ -490,10 +490,11 @@ def _refuse_leaks(
         if yk.min() == yk.max():
             continue
         if name in cats:
-            levels = column[known].to_numpy()
-            purity = pd.crosstab(levels, yk)
-            pure = bool(((purity > 0).sum(axis=1) == 1).all())
-            leak = pure and purity.shape[0] <= max(2, known.sum() // 20)
+            codes, uniques = pd.factorize(column[known])
+            # Rows per (level, class): a level is pure when only one class has rows.
+            counts = np.bincount(codes * 2 + yk, minlength=2 * len(uniques)).reshape(-1, 2)
+            pure = bool(((counts > 0).sum(axis=1) == 1).all())
+            leak = pure and len(uniques) <= max(2, known.sum() // 20)
         else:
             xk = column.to_numpy()[known]
             bad, good = xk[yk == 1], xk[yk == 0]
