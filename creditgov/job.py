@@ -420,8 +420,10 @@ def run(
         except BaseException as err:
             if version is not None:
                 client.delete_model_version(config.registry.model_name, version)
-            status = "KILLED" if isinstance(err, KeyboardInterrupt | SystemExit) else "FAILED"
-            mlflow.end_run(status=status)
+            interrupt = _interrupt_behind(err)
+            mlflow.end_run(status="FAILED" if interrupt is None else "KILLED")
+            if interrupt is not None and interrupt is not err:
+                raise KeyboardInterrupt(str(interrupt)) from err
             raise
     return JobResult(
         run_id=run_id,
@@ -441,6 +443,24 @@ def run(
         threshold=spec.decision.threshold,
         duration_s=round(time.perf_counter() - started, 2),
     )
+
+
+def _interrupt_behind(err: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt / SystemExit behind `err`, if it is or was raised handling one.
+
+    SIGTERM becomes a KeyboardInterrupt wherever Python happens to be; landing inside a
+    library's own bookkeeping (Optuna telling the storage a trial's result) it resurfaces
+    as that library's error — an UnboundLocalError or AssertionError — with the interrupt
+    as its `__context__`. The run was still interrupted, not broken.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt | SystemExit):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _log_dataset(mlflow: Any, splits: Splits, config: JobConfig) -> None:

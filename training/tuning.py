@@ -290,7 +290,9 @@ def _run_to_budget(
     budget is met and no trial is running, so the caller's best trial is final.
     """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    beaten: set[int] = set()
     while deadline is None or time.monotonic() < deadline:
+        _first_heartbeat(study, beaten)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)  # a no-op without heartbeats
@@ -304,6 +306,24 @@ def _run_to_budget(
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         # No `catch`: a trial that raises is a bug or bad data, and the job should say so.
         study.optimize(objective, n_trials=1, timeout=left, callbacks=[after])
+
+
+def _first_heartbeat(study: optuna.Study, beaten: set[int]) -> None:
+    """Give each RUNNING trial seen for the first time one heartbeat.
+
+    Optuna ages a trial by its heartbeats and never calls one without any stale, so a
+    worker killed between creating a trial and its first heartbeat would leave a trial
+    RUNNING forever, and `_run_to_budget` would wait for it forever. One heartbeat from
+    here lets such a trial age out after the grace period; a live worker's own heartbeat
+    thread keeps beating over it.
+    """
+    storage = getattr(study, "_storage", None)
+    if storage is None or getattr(storage, "get_heartbeat_interval", lambda: None)() is None:
+        return
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if trial._trial_id not in beaten:
+            beaten.add(trial._trial_id)
+            storage.record_heartbeat(trial._trial_id)
 
 
 def study_counts(study: optuna.Study) -> dict[str, int]:

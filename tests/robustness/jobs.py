@@ -74,24 +74,24 @@ def cli_env(uri: str, **extra: str) -> dict[str, str]:
 
 
 def cli(
-    uri: str, *args: str, user: str = "alice", timeout: float = 300
+    uri: str, *args: str, user: str = "alice", timeout: float = 300, **env: str
 ) -> subprocess.CompletedProcess[str]:
     """`creditgov ARGS` in a fresh process against the store at `uri`, as `user`."""
     return subprocess.run(
         [sys.executable, "-m", "creditgov", *args],
-        env=cli_env(uri, MLFLOW_TRACKING_USERNAME=user),
+        env=cli_env(uri, MLFLOW_TRACKING_USERNAME=user, **env),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
 
 
-def start_cli(uri: str, *args: str, log: Path) -> subprocess.Popen[bytes]:
+def start_cli(uri: str, *args: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
     """`creditgov ARGS` started in the background, its output going to `log`."""
     handle = log.open("wb")
     return subprocess.Popen(
         [sys.executable, "-m", "creditgov", *args],
-        env=cli_env(uri, MLFLOW_TRACKING_USERNAME="alice"),
+        env=cli_env(uri, MLFLOW_TRACKING_USERNAME="alice", **env),
         stdout=handle,
         stderr=subprocess.STDOUT,
     )

@@ -1,0 +1,281 @@
+"""Faults with real processes: SIGKILL and --resume, SIGTERM, an error mid-job, and model
+files edited or deleted after registration.
+
+The killed and terminated jobs are `python -m creditgov train` subprocesses tuning into
+an Optuna SQLite study; the test watches the study file and strikes once trials have
+finished. Heartbeats are shortened through the operator's environment variables so the
+killed process's last trial is declared dead in seconds, not the default 40.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import pytest
+
+from creditgov.config import load_config
+from creditgov.job import prepare, run
+from registry.governance import approve, read_chain
+from tests.robustness.jobs import (
+    Job,
+    cli,
+    make_job,
+    runs_of,
+    start_cli,
+    versions_of,
+    wait_for_trials,
+)
+from training.synthetic import make_credit
+from training.tuning import open_study, tune
+
+NAME = "credit-pd"
+STUDY = "credit-resume"
+BUDGET = 4
+#: Heartbeat every second, a silent trial is dead after three.
+FAST_HEARTBEAT = {"CREDITGOV_TUNING_HEARTBEAT_S": "1", "CREDITGOV_TUNING_GRACE_S": "3"}
+
+
+@pytest.fixture(scope="module")
+def frame() -> pd.DataFrame:
+    return make_credit(4000, seed=23).frame
+
+
+def tuned_job(folder: Path, frame: pd.DataFrame) -> tuple[Job, Path]:
+    storage = folder / "optuna.db"
+    job = make_job(
+        folder,
+        frame,
+        updates={
+            "tuning": {
+                "n_trials": BUDGET,
+                "pruner": "none",
+                "storage": f"sqlite:///{storage}",
+                "study_name": STUDY,
+            }
+        },
+    )
+    return job, storage
+
+
+def finished_trials(storage: Path) -> dict[int, float]:
+    study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{storage}")
+    done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return {t.number: float(t.value) for t in done if t.value is not None}
+
+
+# ----------------------------------------------------------------------------- signals
+
+
+def test_sigkill_during_tuning_then_resume_keeps_trials_and_registers_once(
+    tmp_path: Path, frame: pd.DataFrame
+) -> None:
+    job, storage = tuned_job(tmp_path, frame)
+    log = tmp_path / "killed.log"
+    process = start_cli(job.uri, "train", str(job.config), log=log, **FAST_HEARTBEAT)
+    wait_for_trials(process, storage, STUDY, 2, log=log)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(timeout=60) == -signal.SIGKILL
+
+    before = finished_trials(storage)
+    assert 2 <= len(before) < BUDGET
+    client = job.client()
+    [orphan] = runs_of(client)
+    assert orphan.info.status == "RUNNING"  # nobody could end it
+    assert versions_of(client) == []
+
+    out, log = tmp_path / "resumed.json", tmp_path / "resumed.log"
+    resumed = start_cli(
+        job.uri, "train", str(job.config), "--resume", "--json", str(out), log=log,
+        **FAST_HEARTBEAT,
+    )  # fmt: skip
+    try:
+        code = resumed.wait(timeout=300)
+    finally:
+        resumed.kill()
+    assert code == 0, log.read_text()[-3000:]
+    summary = json.loads(out.read_text())
+
+    after = finished_trials(storage)
+    assert {n: after[n] for n in before} == before  # kept, numbers and values unchanged
+    study = optuna.load_study(study_name=STUDY, storage=f"sqlite:///{storage}")
+    finished = study.get_trials(
+        deepcopy=False,
+        states=(optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED),
+    )
+    assert len(finished) == BUDGET == summary["n_trials"]
+    assert summary["best_params"] == study.best_trial.params
+
+    assert [(v.name, str(v.version)) for v in versions_of(client)] == [(NAME, "1")]
+    runs = {r.info.run_id: r for r in runs_of(client)}
+    assert set(runs) == {orphan.info.run_id, summary["run_id"]}
+    assert runs[summary["run_id"]].info.status == "FINISHED"
+    killed = runs[orphan.info.run_id]
+    assert killed.info.status == "KILLED"
+    ended_by = killed.data.tags["creditgov.ended_by"]
+    assert summary["run_id"] in ended_by and str(process.pid) in ended_by
+
+
+def test_a_trial_left_running_before_its_first_heartbeat_does_not_stall_a_resume(
+    tmp_path: Path, frame: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker killed between creating a trial and its first heartbeat leaves a RUNNING
+    trial Optuna never ages; the resumed study must fail it and still reach its budget."""
+    for name, value in FAST_HEARTBEAT.items():
+        monkeypatch.setenv(name, value)
+    job, storage = tuned_job(tmp_path, frame)
+    config = load_config(job.config)
+    url = f"sqlite:///{storage}"
+    first = open_study(
+        storage=url, study_name=STUDY, direction="maximize", seed=1, pruner="none", resume=False
+    )
+    orphan = first.ask()  # RUNNING, no heartbeat: what the dead worker left
+    study = open_study(
+        storage=url, study_name=STUDY, direction="maximize", seed=1, pruner="none", resume=True
+    )
+    result = tune(
+        prepare(config),
+        model_type="lightgbm",
+        base_params=config.model.params,
+        monotone=config.model.monotone,
+        search_space={"num_leaves": {"type": "int", "low": 8, "high": 32, "log": False}},
+        metric="auc",
+        study=study,
+        n_trials=2,
+        timeout_s=90,  # the budget is met well before; stalled, it would give up here
+    )
+    assert result.n_finished == 2
+    states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
+    assert states[orphan.number] == optuna.trial.TrialState.FAIL
+    assert list(states.values()).count(optuna.trial.TrialState.COMPLETE) == 2
+
+
+def test_sigterm_during_tuning_ends_the_run_killed_and_registers_nothing(
+    tmp_path: Path, frame: pd.DataFrame
+) -> None:
+    job, storage = tuned_job(tmp_path, frame)
+    log = tmp_path / "terminated.log"
+    process = start_cli(job.uri, "train", str(job.config), log=log)
+    wait_for_trials(process, storage, STUDY, 1, log=log)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 1
+    output = log.read_text()
+    assert (
+        "error: interrupted; the MLflow run was marked KILLED and nothing was registered" in output
+    ), output[-2000:]
+    client = job.client()
+    assert [r.info.status for r in runs_of(client)] == ["KILLED"]
+    assert versions_of(client) == []
+
+
+def test_an_error_inside_the_run_ends_it_failed_and_registers_nothing(
+    tmp_path: Path, frame: pd.DataFrame
+) -> None:
+    """A LightGBM parameter the config passes through but LightGBM refuses at the fit."""
+    job = make_job(tmp_path, frame, updates={"model": {"params": {"max_bin": 1}}})
+    from lightgbm.basic import LightGBMError
+
+    with pytest.raises(LightGBMError, match="max_bin"):
+        run(load_config(job.config))
+    client = job.client()
+    [failed] = runs_of(client)
+    assert failed.info.status == "FAILED"
+    assert failed.data.params["model.params.max_bin"] == "1"  # it did start, then failed
+    assert versions_of(client) == []
+
+
+# ----------------------------------------------------------------------------- integrity
+
+
+@pytest.fixture(scope="module")
+def approved(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame) -> Iterator[Any]:
+    """Version 1, trained by alice with gates she passes, approved by bob."""
+    folder = tmp_path_factory.mktemp("integrity")
+    job = make_job(
+        folder, frame, updates={"gates": [{"metric": "auc", "split": "test", "min": 0.6}]}
+    )
+    os.environ["MLFLOW_TRACKING_USERNAME"] = "alice"
+    try:
+        result = run(load_config(job.config))
+    finally:
+        os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
+    client = job.client()
+    approve(client, NAME, result.model_version, actor="bob", comment="report read")
+    source = client.get_model_version(NAME, result.model_version).source
+    files = Path(
+        client.get_logged_model(source.split("/")[-1]).artifact_location.removeprefix("file://")
+    )
+    rows = frame.drop(columns=["default_12m"]).head(200)
+    rows.to_parquet(folder / "rows.parquet")
+    yield job, files / "artifacts", folder / "rows.parquet"
+
+
+@pytest.fixture
+def tampered(approved, request: pytest.FixtureRequest) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    """Edit or delete one model file for the test, then put it back."""
+    job, artifacts, rows = approved
+    how, name = request.param
+    target = artifacts / name
+    backup = job.folder / f"{name}.orig"  # outside the model's folder
+    shutil.copyfile(target, backup)
+    if how == "edited":
+        document = json.loads(target.read_text())
+        document["decision"]["threshold"] = 0.99  # would approve almost everyone
+        target.write_text(json.dumps(document))
+    else:
+        target.unlink()
+    try:
+        yield job, rows, f"model/artifacts/{name}", how
+    finally:
+        shutil.move(backup, target)
+
+
+CASES = [("edited", "state.json"), ("deleted", "model.txt")]
+
+
+@pytest.mark.parametrize("tampered", CASES, indirect=True, ids=[c[0] for c in CASES])
+def test_promote_refuses_a_model_file_changed_after_registration(tampered) -> None:  # type: ignore[no-untyped-def]
+    job, _, file, how = tampered
+    aliases = dict(job.client().get_registered_model(NAME).aliases or {})
+    done = cli(job.uri, "promote", NAME, "1", user="carol")
+    assert done.returncode == 3, done.stderr
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    named = file if how == "edited" else f"{file} deleted"
+    assert f"evidence changed since approval ({named})" in line, line
+    assert dict(job.client().get_registered_model(NAME).aliases or {}) == aliases
+    refused = [e for e in read_chain(job.client(), NAME) if e.event == "promotion_refused"]
+    assert refused and refused[-1].details["reason"] == "evidence changed"
+
+
+@pytest.mark.parametrize("tampered", CASES, indirect=True, ids=[c[0] for c in CASES])
+def test_score_refuses_a_model_file_changed_after_registration(tampered, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    job, rows, file, how = tampered
+    out = tmp_path / "scores.csv"
+    done = cli(
+        job.uri, "score", "--model", f"models:/{NAME}/1", "--input", str(rows), "--output", str(out)
+    )
+    assert done.returncode == 3, done.stderr
+    [line] = [x for x in done.stderr.splitlines() if x.startswith("error:")]
+    assert f"model files changed since registration ({file} {how})" in line, line
+    assert not out.exists()
+
+
+def test_the_untouched_version_scores_and_promotes(approved, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The refusals above come from the change, not from the version: undone, both work."""
+    job, _, rows = approved
+    out = tmp_path / "scores.csv"
+    scored = cli(
+        job.uri, "score", "--model", f"models:/{NAME}/1", "--input", str(rows), "--output", str(out)
+    )
+    assert scored.returncode == 0, scored.stderr
+    assert len(pd.read_csv(out)) == 200
+    promoted = cli(job.uri, "promote", NAME, "1", user="carol")
+    assert promoted.returncode == 0, promoted.stderr
+    assert str(job.client().get_model_version_by_alias(NAME, "champion").version) == "1"
