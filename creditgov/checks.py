@@ -133,6 +133,10 @@ def check_drift(
     from training.data import numeric_batch, read_table
     from training.models.spec import spec_from_state
 
+    if not data.is_file():  # before the model is fetched: a mistyped path fails at once
+        from training.data import DataError
+
+        raise DataError(f"{data}: no such file; check the path given to --data")
     bundle, config = _bundle(model_uri)
     if bundle.reference is None:
         from creditgov.config import ConfigError

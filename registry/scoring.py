@@ -107,7 +107,7 @@ def score_file(
         if path.suffix.lower() not in SUFFIXES:
             raise ScoringError(f"{path}: use a .csv or .parquet file name")
     if not input_path.is_file():
-        raise ScoringError(f"{input_path}: no such file")
+        raise ScoringError(f"{input_path}: no such file; check the path given to --input")
     if output_path.resolve() == input_path.resolve():
         raise ScoringError(f"{output_path}: the output would overwrite the input; choose another")
 

@@ -113,6 +113,7 @@ class Case:
     pieces: tuple[str, ...]
     edit: Edit | None = None
     raw: bytes | None = None  # replaces the file's bytes
+    absent: bool = False  # the path names no file
     subprocess: bool = False
 
 
@@ -175,6 +176,12 @@ CASES: dict[str, Case] = {
         raw=b"",
         pieces=("the file is empty", "it needs a header row and data rows"),
     ),
+    "score-no-such-file": Case(
+        "score",
+        "batch.parquet",
+        absent=True,
+        pieces=("no such file", "check the path given to --input"),
+    ),
     "score-not-a-table": Case("score", "batch.txt", pieces=("use a .csv or .parquet file name",)),
     "drift-missing-column": Case(
         "drift",
@@ -198,6 +205,9 @@ CASES: dict[str, Case] = {
         edit=_text_in("debt_to_income"),
         pieces=("numeric column 'debt_to_income' has 43 non-numeric values", "clean them"),
     ),
+    "drift-no-such-file": Case(
+        "drift", "batch.csv", absent=True, pieces=("no such file", "check the path given to --data")
+    ),
     "drift-header-only": Case(
         "drift",
         "batch.csv",
@@ -219,6 +229,8 @@ def test_bad_batch(name: str, trained: Trained, tmp_path: Path) -> None:
     batch = write_batch(trained, tmp_path, case.name, case.edit)
     if case.raw is not None:
         batch.write_bytes(case.raw)
+    if case.absent:
+        batch.unlink()
     output = tmp_path / "scores.parquet"
     run = creditgov if case.subprocess else creditgov_in_process
     args = (
@@ -230,7 +242,8 @@ def test_bad_batch(name: str, trained: Trained, tmp_path: Path) -> None:
     result = run(*args, cwd=tmp_path, tracking_uri=trained.uri)
 
     assert_bad_input(result, names=batch, pieces=case.pieces, db=trained.db, before=trained.store)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [batch.name]  # no output, no partial
+    left = [] if case.absent else [batch.name]
+    assert sorted(p.name for p in tmp_path.iterdir()) == left  # no output, no partial
 
 
 def test_an_unknown_model_is_bad_input(trained: Trained, tmp_path: Path) -> None:
