@@ -210,7 +210,7 @@ def join_running_study(
 
     from creditgov.job import prepare
     from registry.tracking import resolve_tracking_uri
-    from training.tuning import WORKER_ATTR, _storage
+    from training.tuning import WORKER_ATTR, _storage, study_counts
 
     tuning = config.tuning
     if resume or tuning.storage is None or tuning.study_name is None or tuning.n_trials == 0:
@@ -221,6 +221,9 @@ def join_running_study(
     summary = summaries.get(tuning.study_name)
     if summary is None or RUN_ATTR not in summary.user_attrs:
         return None
+    counts = study_counts(optuna.load_study(study_name=tuning.study_name, storage=backend))
+    if counts["finished"] >= tuning.n_trials and not counts["running"]:
+        return None  # a finished study: `run` says to --resume it or choose a new name
     run_id = str(summary.user_attrs[RUN_ATTR])
     experiment_id = str(summary.user_attrs[EXPERIMENT_ATTR])
     splits = prepare(config)

@@ -50,7 +50,7 @@ def test_mlflow_run_main_trains_and_registers_a_version_as_the_authenticated_use
     assert len(versions) == 1
     version = versions[0]
     assert version.tags["trainer"] == "alice"
-    run = client.get_run(version.run_id)
+    run = client.get_run(str(version.run_id))
     # The job ran inside the run `mlflow run` created for the entry point.
     assert run.data.tags.get("mlflow.project.entryPoint") == "main"
     assert run.info.status == "FINISHED"
