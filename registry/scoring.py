@@ -347,6 +347,17 @@ def _features(table: pa.Table, inputs: _Inputs, path: Path) -> pa.Table:
                 f"{path}: column {name!r} must hold {_plain(arrow)} values ({_first_line(err)}); "
                 f"clean the column or leave such cells empty (missing)"
             ) from None
+        if pa.types.is_floating(arrow):
+            import pyarrow.compute as pc
+
+            infinite = pc.sum(pc.is_inf(column)).as_py() or 0
+            if infinite:
+                # Training refuses ±inf too: no tree ever split on it, so a score would be
+                # the model's answer for its largest bin, not a judgement of the value.
+                raise ScoringError(
+                    f"{path}: column {name!r} has {infinite:,} infinite values; replace ±inf "
+                    "with a number or leave the cell empty (missing)"
+                )
         if pa.types.is_integer(arrow) and column.null_count:
             # pandas turns such a column into floats, which the signature (long) refuses.
             raise ScoringError(

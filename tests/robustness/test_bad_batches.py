@@ -158,6 +158,14 @@ CASES: dict[str, Case] = {
         edit=lambda f: f.assign(n_inquiries_6m=f["n_inquiries_6m"].where(f.index != 3)),
         pieces=("column 'n_inquiries_6m' has 1 missing values", "fill them in"),
     ),
+    "score-infinite-values": Case(
+        "score",
+        "batch.parquet",
+        edit=lambda f: f.assign(
+            debt_to_income=f["debt_to_income"].where(f.index % 50 != 0, np.inf)
+        ),
+        pieces=("column 'debt_to_income' has 6 infinite values", "replace ±inf with a number"),
+    ),
     "score-header-only": Case(
         "score",
         "batch.parquet",
