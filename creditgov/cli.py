@@ -731,6 +731,10 @@ def main() -> None:
     except SystemExit:
         raise
     except Exception as err:  # the contract: anything unexpected exits 1 with one line
+        tracking = sys.modules.get("registry.tracking")
+        if tracking is not None and isinstance(err, tracking.TrackingUnavailable):
+            errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+            sys.exit(EXIT_BAD_INPUT)  # wrong URI, server down or bad credentials: fix and rerun
         errors.print(
             f"[bold red]unexpected error:[/] {type(err).__name__}: {escape(str(err))}",
             highlight=False,

@@ -11,6 +11,7 @@ import getpass
 import importlib.metadata
 import os
 import subprocess
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "TrackingUnavailable",
     "TrialLogger",
     "check_server",
+    "check_sqlite",
     "git_commit",
     "identity",
     "library_versions",
@@ -74,6 +76,8 @@ def use_tracking(uri: str) -> MlflowClient:
         for key, value in HTTP_RETRY_DEFAULTS.items():
             os.environ.setdefault(key, value)
         check_server(uri)
+    elif uri.startswith("sqlite:"):
+        check_sqlite(uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -110,6 +114,25 @@ def check_server(uri: str) -> None:
                 + ": set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to your team account"
             ) from None
         raise
+
+
+def check_sqlite(uri: str) -> None:
+    """A store another process holds locked past SQLite's busy timeout: one line, not a trace.
+
+    SQLite waits (SQLAlchemy's default busy timeout, 5 s per statement) and MLflow retries
+    opening the engine; both are bounded, so this answers in seconds.
+    """
+    started = time.monotonic()
+    try:
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as err:
+        if "database is locked" not in str(err):
+            raise
+        raise TrackingUnavailable(
+            f"SQLite tracking store {uri} stayed locked by another process for "
+            f"{time.monotonic() - started:.0f} s; retry when it is done, or share a tracking "
+            f"server instead (`make team-up`)"
+        ) from None
 
 
 def _reason(err: Exception) -> str:
@@ -180,8 +203,6 @@ def log_batch(
     tags: Mapping[str, str] | None = None,
 ) -> None:
     """Log everything in as few `log_batch` requests as MLflow's limits allow."""
-    import time
-
     now = int(time.time() * 1000)
     param_list = [Param(k, str(v)[:6000]) for k, v in (params or {}).items()]
     metric_list = [Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()]

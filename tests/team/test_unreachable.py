@@ -1,9 +1,10 @@
-"""A tracking server that is down: one clear line after bounded retries, not a hang."""
+"""A tracking store that cannot be had: one clear line after bounded retries, not a hang."""
 
 from __future__ import annotations
 
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -54,3 +55,26 @@ def test_a_governance_command_against_a_dead_server_is_one_line_too() -> None:
     done, _ = _creditgov("approve", "credit-pd", "1", "--comment", "ok", uri=uri)
     assert done.returncode == 2, done.stderr
     assert f"tracking server {uri} ($MLFLOW_TRACKING_URI) is unreachable" in done.stderr
+
+
+def test_a_locked_sqlite_store_is_one_line_after_bounded_waiting(
+    credit_job: CreditJob, tmp_path: Path
+) -> None:
+    config = credit_job()
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    made, _ = _creditgov("models", "list", uri=uri)  # creates the store's tables
+    assert made.returncode == 0, made.stderr
+    holder = sqlite3.connect(tmp_path / "mlflow.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another process in the middle of a write
+    try:
+        done, seconds = _creditgov("train", str(config), uri=None)
+    finally:
+        holder.rollback()
+        holder.close()
+    assert done.returncode == 2, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(
+        f"error: SQLite tracking store {uri} stayed locked by another process"
+    )
+    assert seconds < 60
