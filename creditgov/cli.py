@@ -174,7 +174,11 @@ def train(
         ),
     ] = None,
 ) -> None:
-    """Data -> split -> tune -> fit -> measure -> log -> register, as one MLflow run."""
+    """Data -> split -> tune -> fit -> measure -> log -> register, as one MLflow run.
+
+    Personal data (a value of a data.pii column) found anywhere the run logged fails it:
+    exit 1 with the places named, the run FAILED and its version deleted.
+    """
     from creditgov.config import load_config
 
     signal.signal(signal.SIGTERM, _terminate)

@@ -140,6 +140,7 @@ class PiiIndex:
 
     def __init__(self, values: Mapping[str, Iterable[Any]]) -> None:
         self.column_of: dict[str, str] = {}
+        self.value_of: dict[str, str] = {}  # any searched form -> the value's spaced form
         self.count = 0  # distinct values searched for
         self.too_short = 0
         seen_short: set[str] = set()
@@ -147,6 +148,8 @@ class PiiIndex:
             for item in items:
                 if item is None or (isinstance(item, float) and item != item):
                     continue
+                if isinstance(item, float) and item.is_integer():
+                    item = int(item)  # an id read as 12345678.0 is written 12345678
                 tokens = _tokens(str(item))
                 key = " ".join(tokens)
                 if not tokens or not _searchable(tokens):
@@ -157,8 +160,10 @@ class PiiIndex:
                 if key not in self.column_of:
                     self.count += 1
                 self.column_of.setdefault(key, column)
+                self.value_of.setdefault(key, key)
                 if len(tokens) > 1:  # "+44 7700 900123" written as "447700900123"
                     self.column_of.setdefault("".join(tokens), column)
+                    self.value_of.setdefault("".join(tokens), key)
         self.lengths = sorted({key.count(" ") + 1 for key in self.column_of})
         self.by_length: dict[int, set[str]] = {n: set() for n in self.lengths}
         for key in self.column_of:
@@ -178,8 +183,8 @@ class PiiIndex:
                 windows = {" ".join(w) for w in zip(*(tokens[i:] for i in range(n)), strict=False)}
                 found |= wanted & windows
         counts: dict[str, int] = {}
-        for key in found:
-            column = self.column_of[key]
+        for value in {self.value_of[key] for key in found}:  # both spellings count once
+            column = self.column_of[value]
             counts[column] = counts.get(column, 0) + 1
         return counts
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ import pytest
 
 from creditgov.config import load_config
 from creditgov.job import prepare, run
-from registry.governance import approve, read_chain
+from registry.governance import GovernanceError, approve, read_chain
 from tests.robustness.jobs import (
     Job,
     cli,
@@ -265,6 +266,15 @@ def test_score_refuses_a_model_file_changed_after_registration(tampered, tmp_pat
     [line] = [x for x in done.stderr.splitlines() if x.startswith("error:")]
     assert f"model files changed since registration ({file} {how})" in line, line
     assert not out.exists()
+
+
+@pytest.mark.parametrize("tampered", CASES, indirect=True, ids=[c[0] for c in CASES])
+def test_approval_refuses_a_model_file_changed_after_registration(tampered) -> None:  # type: ignore[no-untyped-def]
+    job, _, file, how = tampered
+    with pytest.raises(
+        GovernanceError, match=re.escape(f"model files changed since registration ({file} {how})")
+    ):
+        approve(job.client(), NAME, "1", actor="dave", comment="second review")
 
 
 def test_the_untouched_version_scores_and_promotes(approved, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -20,6 +20,7 @@ import pytest
 
 from creditgov.config import load_config
 from creditgov.job import run
+from registry.governance import read_chain
 from registry.pii_scan import MIN_CHARS, MIN_DIGITS, PiiIndex, PiiLeak, readable_text, scan_run
 from tests.robustness.jobs import Job, artifact_files, cli, make_job, runs_of, versions_of
 from training.synthetic import make_credit
@@ -62,6 +63,7 @@ def test_whole_values_match_in_any_spelling_and_fragments_do_not() -> None:
         "Marks N Phillips": {},  # a different word
         "Mark": {},  # a first name alone is not a person
         "call 447779090102": {"phone": 1},
+        "+44 7779 090102 or 447779090102": {"phone": 1},  # one value, two spellings
         "call +44 (7779) 090102": {"phone": 1},
         "44 7779": {},
         "id=EC802462B;": {"national_id": 1},
@@ -78,7 +80,7 @@ def test_whole_values_match_in_any_spelling_and_fragments_do_not() -> None:
 
 
 def test_values_too_short_to_tell_apart_are_counted_not_searched() -> None:
-    index = PiiIndex({"name": ["Li", "Bo Xu", "Alexandra"], "number": ["1234567", "12345678"]})
+    index = PiiIndex({"name": ["Li", "Bo Xu", "Alexandra"], "number": [1234567.0, 12345678.0]})
     # "Li" (2), "Bo Xu" (4) and 1234567 (7 digits) are under MIN_CHARS / MIN_DIGITS.
     assert (MIN_CHARS, MIN_DIGITS) == (6, 8)
     assert (index.count, index.too_short) == (2, 3)
@@ -213,6 +215,9 @@ def test_a_renamed_copy_of_a_pii_column_is_caught_and_nothing_is_registered(
     runs = runs_of(client)
     assert [r.info.status for r in runs] == ["FAILED"]
     assert runs[0].data.tags["creditgov.pii_scan"].startswith("personal data found")
+    # Version 1 had been registered before the scan ran; it is gone again.
+    first = read_chain(client, "credit-pd")[0]
+    assert (first.event, first.version) == ("registered", "1")
     assert versions_of(client) == []
 
 
