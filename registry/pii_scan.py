@@ -277,6 +277,19 @@ class _Reader:
             self.folder(place, local.parent)
 
 
+def _children(client: MlflowClient, experiment: str, run_id: str) -> Iterator[Any]:
+    """Every child run (tuning trial), page by page: a study may have thousands."""
+    token = None
+    while True:
+        page = client.search_runs(
+            [experiment], f"tags.mlflow.parentRunId = '{run_id}'", page_token=token
+        )
+        yield from page
+        token = page.token
+        if not token:
+            return
+
+
 def scan_run(
     client: MlflowClient,
     run_id: str,
@@ -296,7 +309,7 @@ def scan_run(
     experiment = run.info.experiment_id
     with tempfile.TemporaryDirectory(prefix="creditgov-pii-") as tmp:
         reader = _Reader(index, Path(tmp))
-        runs = [run, *client.search_runs([experiment], f"tags.mlflow.parentRunId = '{run_id}'")]
+        runs = [run, *_children(client, experiment, run_id)]
         for each in runs:
             prefix = "run" if each.info.run_id == run_id else f"trial run {each.info.run_name}"
             reader.text(f"{prefix} name", each.info.run_name or "")

@@ -14,6 +14,9 @@ import os
 import re
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +24,12 @@ from typing import Any
 import optuna
 import pandas as pd
 import pytest
+from mlflow.tracking import MlflowClient
 
 from creditgov.config import load_config
 from creditgov.job import prepare, run
 from registry.governance import GovernanceError, approve, read_chain
+from registry.stale_runs import end_stale_runs
 from tests.robustness.jobs import (
     Job,
     cli,
@@ -156,6 +161,47 @@ def test_a_trial_left_running_before_its_first_heartbeat_does_not_stall_a_resume
     states = {t.number: t.state for t in study.get_trials(deepcopy=False)}
     assert states[orphan.number] == optuna.trial.TrialState.FAIL
     assert list(states.values()).count(optuna.trial.TrialState.COMPLETE) == 2
+
+
+def test_resume_ends_only_runs_whose_process_is_gone_on_this_host(tmp_path: Path) -> None:
+    """Dead process here: KILLED. Live process here, or any process elsewhere: left alone."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.create_experiment("stale", artifact_location=(tmp_path / "a").as_uri())
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    here = socket.gethostname()
+    try:
+        runs = {}
+        for label, host, pid, study in (
+            ("dead", here, dead.pid, STUDY),
+            ("alive", here, alive.pid, STUDY),
+            ("elsewhere", "another-host", dead.pid, STUDY),
+            ("other study", here, dead.pid, "another-study"),
+        ):
+            made = client.create_run(
+                experiment, tags={"creditgov.host": host, "creditgov.pid": str(pid)}
+            )
+            client.log_param(made.info.run_id, "tuning.study_name", study)
+            client.log_param(made.info.run_id, "tuning.storage", "sqlite:///optuna.db")
+            runs[label] = made.info.run_id
+        current = client.create_run(experiment).info.run_id
+        result = end_stale_runs(
+            client, experiment, storage="sqlite:///optuna.db", study_name=STUDY,
+            current_run_id=current,
+        )  # fmt: skip
+    finally:
+        alive.kill()
+        alive.wait()
+    assert result.killed == (runs["dead"],)
+    assert result.elsewhere == (runs["elsewhere"],)
+    status = {label: client.get_run(run_id).info.status for label, run_id in runs.items()}
+    assert status == {
+        "dead": "KILLED", "alive": "RUNNING", "elsewhere": "RUNNING", "other study": "RUNNING",
+    }  # fmt: skip
+    ended_by = client.get_run(runs["dead"]).data.tags["creditgov.ended_by"]
+    assert current in ended_by and str(dead.pid) in ended_by
 
 
 def test_sigterm_during_tuning_ends_the_run_killed_and_registers_nothing(
