@@ -248,11 +248,15 @@ def approved(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame) -> I
     job = make_job(
         folder, frame, updates={"gates": [{"metric": "auc", "split": "test", "min": 0.6}]}
     )
+    before = os.environ.get("MLFLOW_TRACKING_USERNAME")
     os.environ["MLFLOW_TRACKING_USERNAME"] = "alice"
     try:
         result = run(load_config(job.config))
     finally:
-        os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
+        else:
+            os.environ["MLFLOW_TRACKING_USERNAME"] = before
     client = job.client()
     approve(client, NAME, result.model_version, actor="bob", comment="report read")
     source = client.get_model_version(NAME, result.model_version).source
