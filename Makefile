@@ -28,7 +28,7 @@ demo: $(DATA)/credit.parquet
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -n 2 --durations=15
+	$(VENV)/bin/pytest -n 2 --dist loadgroup --durations=15
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

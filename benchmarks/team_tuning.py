@@ -40,7 +40,12 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "credit_scoring.yaml"
 POSTGRES = os.environ.get("CREDITGOV_TEAM_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
 
 
-def _study_span(storage: str, name: str, budget: int) -> float:
+def _study_span(storage: str, name: str, budget: int) -> tuple[float, float]:
+    """(first start to last end, median trial duration) of the study, in seconds.
+
+    The median trial duration tells a short-handed machine from overhead: if two
+    workers' trials each take longer than one worker's, they were waiting for a core.
+    """
     import optuna
 
     trials = optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
@@ -49,7 +54,12 @@ def _study_span(storage: str, name: str, budget: int) -> float:
         raise RuntimeError(f"study {name}: {len(finished)} finished trials, expected {budget}")
     start = min(t.datetime_start for t in finished if t.datetime_start)
     end = max(t.datetime_complete for t in finished if t.datetime_complete)
-    return (end - start).total_seconds()
+    durations = [
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in finished
+        if t.datetime_start and t.datetime_complete
+    ]
+    return (end - start).total_seconds(), statistics.median(durations)
 
 
 def run(
@@ -70,6 +80,7 @@ def run(
     create_databases(postgres, [database])
     storage = storage_url(f"{postgres.rstrip('/')}/{database}")
     spans: dict[str, list[float]] = {"1 worker": [], "2 workers": []}
+    trial_medians: dict[str, list[float]] = {"1 worker": [], "2 workers": []}
     try:
         with tempfile.TemporaryDirectory(prefix="creditgov-team-bench-") as tmp:
             folder = Path(tmp)
@@ -116,7 +127,9 @@ def run(
                     if any(codes):
                         raise RuntimeError(f"{label}: worker exit codes {codes}")
                     client.set_terminated(parent)
-                    spans[label].append(_study_span(storage, name, trials))
+                    span, trial_s = _study_span(storage, name, trials)
+                    spans[label].append(span)
+                    trial_medians[label].append(trial_s)
                     log(f"team: {label}, study {name}: {spans[label][-1]:.1f} s of tuning")
 
                 return go
@@ -149,6 +162,8 @@ def run(
                 "min_ratio": min(ratios),
                 "ratios": ratios,
                 "study_span_s": spans,
+                "trial_median_s": trial_medians,
+                "loadavg_after": os.getloadavg(),
                 "end_to_end": {k: v.to_json() for k, v in samples.items()},
                 "end_to_end_ratio": end_to_end,
             },
@@ -170,7 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{result.title}: {result.creditgov:.1f} s vs {result.reference:.1f} s -> "
         f"{result.value:.2f}x (target <= {TARGET}x, min {details['min_ratio']:.2f}x); "
-        f"end to end {details['end_to_end_ratio']:.2f}x"
+        f"end to end {details['end_to_end_ratio']:.2f}x; median trial "
+        + ", ".join(
+            f"{k} {statistics.median(v):.2f} s" for k, v in details["trial_median_s"].items()
+        )
     )
     return 0
 

@@ -213,14 +213,16 @@ def up(stack: Stack, *, workers: int = 2, timeout_s: float = 90.0) -> str:
     for leaked in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_URI"):
         env.pop(leaked, None)
     first_password = ""
-    if stack.database("auth") in created or not stack.password_file.exists():
+    if stack.database("auth") in created:
         # First start: the auth app creates `admin` with this password, once.
         first_password = os.environ.get("CREDITGOV_TEAM_ADMIN_PASSWORD") or secrets.token_urlsafe(
             18
         )
-        env["MLFLOW_AUTH_ADMIN_PASSWORD"] = first_password
         stack.password_file.write_text(first_password + "\n", encoding="utf-8")
         stack.password_file.chmod(0o600)
+    if stack.password_file.exists():
+        # Only read while `admin` does not exist yet (a first start that failed half way).
+        env["MLFLOW_AUTH_ADMIN_PASSWORD"] = stack.password_file.read_text(encoding="utf-8").strip()
     env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = _secret_key(stack)
     log = (stack.state / "server.log").open("ab")
     process = subprocess.Popen(
@@ -270,13 +272,13 @@ def stop_process(pid: int, *, timeout_s: float = 20.0) -> None:
         os.killpg(group, signal.SIGKILL)
 
 
-def down(stack: Stack) -> bool:
+def down(stack: Stack, *, timeout_s: float = 20.0) -> bool:
     """Stop the server if it runs (data stay in PostgreSQL and the state folder)."""
     pid = _running_pid(stack)
     stack.pid_file.unlink(missing_ok=True)
     if pid is None:
         return False
-    stop_process(pid)
+    stop_process(pid, timeout_s=timeout_s)
     return True
 
 
@@ -322,13 +324,24 @@ def grant(url: str, admin_password: str, username: str, model: str, permission: 
     """
     if permission not in PERMISSIONS:
         raise TeamError(f"permission {permission!r}: use one of {', '.join(PERMISSIONS)}")
+    from mlflow.exceptions import MlflowException
+
     with _as_admin(url, admin_password) as client:
-        client.grant_user_permission(username, "registered_model", model, permission)
+        try:
+            client.grant_user_permission(username, "registered_model", model, permission)
+        except MlflowException as err:
+            if err.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            # A grant replaces the one before: MLflow's unified API has no update.
+            client.revoke_user_permission(username, "registered_model", model)
+            client.grant_user_permission(username, "registered_model", model, permission)
 
 
 def change_password(url: str, admin_password: str, username: str, password: str) -> None:
+    """Set `username`'s password; for admin's own, MLflow also wants the current one."""
     with _as_admin(url, admin_password) as client:
-        client.update_user_password(username, password)
+        current = admin_password if username == ADMIN else None
+        client.update_user_password(username, password, current_password=current)
 
 
 # ----------------------------------------------------------------------------- command line

@@ -130,5 +130,13 @@ def team(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Te
         write_table(make_credit(4000, seed=8).frame, data)
         yield Team(stack=stack, admin_password=admin, data=data, folder=folder)
     finally:
-        down(stack)
+        down(stack, timeout_s=5)  # nothing to flush: the databases are dropped next
         drop_databases(postgres, databases)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `pytest -n 2 --dist loadgroup` (make test) every team test that needs the
+    server runs on one xdist worker, so a session starts one server, not one per worker."""
+    for item in items:
+        if "team" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("team-server"))
