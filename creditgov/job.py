@@ -219,6 +219,10 @@ def run(
     dataset_digest = splits.train.digest
     tuning = config.tuning
     check_workers(config, workers)
+    # The tracking store first: a server that is down must not leave a new, empty study
+    # behind that the next attempt would have to --resume.
+    uri = resolve_tracking_uri(config.tracking.uri)
+    client = use_tracking(uri)
     study = None
     if tuning.n_trials > 0:
         from evaluation.metrics import objective_direction
@@ -236,8 +240,6 @@ def run(
 
         raise TuneError("--resume continues a tuning study, but tuning.n_trials is 0")
 
-    uri = resolve_tracking_uri(config.tracking.uri)
-    client = use_tracking(uri)
     trainer = identity()
     commit = git_commit(Path(config.data.source).parent) or git_commit(Path.cwd())
     cfg_sha = config_sha256(config)
