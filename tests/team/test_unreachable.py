@@ -78,3 +78,14 @@ def test_a_locked_sqlite_store_is_one_line_after_bounded_waiting(
         f"error: SQLite tracking store {uri} stayed locked by another process"
     )
     assert seconds < 60
+
+
+def test_a_dead_server_leaves_no_empty_study_behind(credit_job: CreditJob, tmp_path: Path) -> None:
+    uri = f"http://127.0.0.1:{_closed_port()}"
+    storage = tmp_path / "optuna.db"
+    tuning = {"n_trials": 2, "storage": f"sqlite:///{storage}", "study_name": "credit-s1"}
+    config = credit_job(config_updates={"tracking": {"uri": uri}, "tuning": tuning})
+    done, _ = _creditgov("train", str(config), uri=None)
+    assert done.returncode == 2, done.stderr
+    # Nothing to --resume next time: the study was never created.
+    assert not storage.exists()
