@@ -34,19 +34,21 @@ FAST_HEARTBEAT = {"CREDITGOV_TUNING_HEARTBEAT_S": "1", "CREDITGOV_TUNING_GRACE_S
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
-def _settings(team: Team, study: str) -> list[str]:
+def _settings(team: Team, study: str, budget: int = BUDGET) -> list[str]:
     return team.config(
-        f"tuning.n_trials={BUDGET}",
+        f"tuning.n_trials={budget}",
         f"tuning.storage={team.stack.optuna_uri}",
         f"tuning.study_name={study}",
         "tuning.pruner=none",
     )
 
 
-def _start(team: Team, study: str, out: Path, *extra: str) -> subprocess.Popen[str]:
+def _start(
+    team: Team, study: str, out: Path, *extra: str, workers: int = 2, budget: int = BUDGET
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "creditgov", "train", CONFIG, *_settings(team, study), *extra,
-         "--workers", "2", "--json", str(out)],
+        [sys.executable, "-m", "creditgov", "train", CONFIG, *_settings(team, study, budget),
+         *extra, "--workers", str(workers), "--json", str(out)],
         env={**team.env("alice"), **FAST_HEARTBEAT},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -204,3 +206,40 @@ def test_resume_after_killing_everything_keeps_every_finished_trial(
     logged = _child_trial_numbers(team, [first_run, summary["run_id"]])
     assert len(logged) == len(set(logged)) and set(logged) <= set(finished)
     assert set(finished) - set(kept) <= set(logged)
+
+
+def test_the_same_command_on_another_machine_joins_and_the_model_is_fitted_once(
+    team: Team, tmp_path: Path
+) -> None:
+    name, budget = f"join-{secrets.token_hex(3)}", 10
+    job = _start(team, name, tmp_path / "job.json", budget=budget)
+    other: subprocess.Popen[str] | None = None
+    try:
+        _wait_for(team, name, lambda ts: bool(ts), job)  # the study exists, its run is published
+        other = _start(team, name, tmp_path / "other.json", workers=1, budget=budget)
+        code, out, err = _finish(other)
+        assert code == 0, err[-3000:]
+        job_code, _, job_err = _finish(job)
+    finally:
+        for process in (job, other):
+            if process is not None and process.poll() is None:
+                process.kill()
+    assert job_code == 0, job_err[-3000:]
+    joined = json.loads((tmp_path / "other.json").read_text())
+    summary = json.loads((tmp_path / "job.json").read_text())
+    assert joined["run_id"] == summary["run_id"] and joined["study_name"] == name
+    assert joined["trials_here"] >= 1
+    assert f"run {summary['run_id']} fits and registers the model" in " ".join(out.split())
+
+    study = _study(team, name).get_trials(deepcopy=False)
+    finished = sorted(t.number for t in study if t.state in FINISHED)
+    assert len(finished) == budget == summary["n_trials"]
+    assert other is not None
+    ours = {t.number for t in study if _pid(t) == other.pid}
+    assert len(ours & set(finished)) == joined["trials_here"]
+    assert _child_trial_numbers(team, [summary["run_id"]]) == finished  # each logged once
+    os.environ.update(MLFLOW_TRACKING_USERNAME="alice", MLFLOW_TRACKING_PASSWORD=PASSWORDS["alice"])
+    versions = MlflowClient(tracking_uri=team.url).search_model_versions(
+        f"run_id = '{summary['run_id']}'"
+    )
+    assert [v.version for v in versions] == [summary["model_version"]]  # fitted once
