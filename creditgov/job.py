@@ -110,7 +110,7 @@ def prepare(config: JobConfig) -> Splits:
         group_column=config.split.group_column,
         monotone=list(config.model.monotone),
     )
-    return split_dataset(
+    splits = split_dataset(
         dataset,
         method=config.split.method,
         test_fraction=config.split.test_fraction,
@@ -118,6 +118,23 @@ def prepare(config: JobConfig) -> Splits:
         oot_start=config.split.oot_start,
         seed=config.seed,
     )
+    if config.model.type == "lightgbm":
+        _encode_splits(splits)
+    return splits
+
+
+def _encode_splits(splits: Splits) -> None:
+    """Encode every split once, with the levels of train, while preparing the data.
+
+    Tuning trials, the final fit and the evidence all read these matrices (remembered by
+    `training.models.encoding.encoded`) instead of encoding the same frames again.
+    """
+    from training.models.encoding import encoded, feature_specs
+
+    train = splits.train
+    specs = feature_specs(train.features, train.categorical, train.integer)
+    for part in splits.parts().values():
+        encoded(part.features, specs)
 
 
 def input_example(dataset: Dataset) -> pd.DataFrame:

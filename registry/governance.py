@@ -342,7 +342,9 @@ def model_manifest(client: MlflowClient, name: str, version: str) -> dict[str, s
 def _model_files(name: str, version: str, tmp: Path) -> dict[str, str]:
     try:
         model_dir = Path(
-            mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=f"{tmp}/model")
+            mlflow.artifacts.download_artifacts(
+                f"models:/{name}/{version}", dst_path=f"{tmp}/model"
+            )
         )
     except (MlflowException, OSError):
         return {}  # the whole model folder is gone: every recorded file counts as deleted

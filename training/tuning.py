@@ -7,12 +7,14 @@ study there survives a crash and `--resume` carries on from its finished trials.
 
 Several processes (`--workers N`, or the same command on several machines) can add
 trials to one study in shared storage (PostgreSQL). Each runs one trial at a time and
-checks the study's counts before the next, so together they stop at the trial budget;
+checks the study's counts before the next under a lock (`StartLock`), so together they
+stop exactly at the trial budget;
 heartbeats mark a dead worker's trial failed and the retry callback queues it again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
@@ -291,21 +293,95 @@ def _run_to_budget(
     """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     beaten: set[int] = set()
-    while deadline is None or time.monotonic() < deadline:
-        _first_heartbeat(study, beaten)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)  # a no-op without heartbeats
-        counts = study_counts(study)
-        finished, running, waiting = counts["finished"], counts["running"], counts["waiting"]
-        if finished >= n_trials and running == 0:
-            return
-        if finished + running >= n_trials and not waiting:
-            time.sleep(POLL_S)
-            continue
-        left = None if deadline is None else max(0.0, deadline - time.monotonic())
-        # No `catch`: a trial that raises is a bug or bad data, and the job should say so.
-        study.optimize(objective, n_trials=1, timeout=left, callbacks=[after])
+    lock = StartLock.of(study)
+
+    def started(trial: optuna.Trial) -> float:
+        lock.release()  # the trial is RUNNING in storage now: the others count it
+        return objective(trial)
+
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            lock.acquire()
+            _first_heartbeat(study, beaten)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)  # a no-op without heartbeats
+            counts = study_counts(study)
+            finished, running, waiting = counts["finished"], counts["running"], counts["waiting"]
+            if finished >= n_trials and running == 0:
+                return
+            if finished + running >= n_trials and not waiting:
+                lock.release()
+                time.sleep(POLL_S)
+                continue
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            # No `catch`: a trial that raises is a bug or bad data, and the job should say so.
+            study.optimize(started, n_trials=1, timeout=left, callbacks=[after])
+            lock.release()
+    finally:
+        lock.release()
+        lock.close()
+
+
+class StartLock:
+    """Makes "count the study's trials, then start one" atomic across processes.
+
+    Without it two workers that count at the same instant both see room for one more
+    trial and the study overshoots its budget (seen on a resume, where every worker
+    starts at once). PostgreSQL: a session advisory lock keyed by the study, released by
+    the server if the process dies. SQLite: an exclusive `flock` beside the database
+    file, released by the kernel likewise. In-memory studies have one process and need
+    none; other RDB dialects get none (a possible overshoot of N-1 trials).
+    """
+
+    def __init__(self, acquire: Callable[[], None], release: Callable[[], None],
+                 close: Callable[[], None] = lambda: None) -> None:  # fmt: skip
+        self._acquire, self._release, self._close = acquire, release, close
+        self._held = False
+
+    @classmethod
+    def of(cls, study: optuna.Study) -> StartLock:
+        storage = getattr(study, "_storage", None)
+        engine = getattr(getattr(storage, "_backend", storage), "engine", None)
+        if engine is None:
+            return cls(lambda: None, lambda: None)
+        key = int.from_bytes(
+            hashlib.sha256(f"creditgov-trials:{study.study_name}".encode()).digest()[:8],
+            "big",
+            signed=True,
+        )
+        if engine.dialect.name == "postgresql":
+            from sqlalchemy import text
+
+            connection = engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            return cls(
+                lambda: connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key}),
+                lambda: connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key}),
+                connection.close,
+            )
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            import fcntl
+
+            handle = open(f"{engine.url.database}.trial-lock", "a+b")  # noqa: SIM115
+            return cls(
+                lambda: fcntl.flock(handle, fcntl.LOCK_EX),
+                lambda: fcntl.flock(handle, fcntl.LOCK_UN),
+                handle.close,
+            )
+        return cls(lambda: None, lambda: None)
+
+    def acquire(self) -> None:
+        if not self._held:
+            self._acquire()
+            self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._release()
+
+    def close(self) -> None:
+        self._close()
 
 
 def _first_heartbeat(study: optuna.Study, beaten: set[int]) -> None:

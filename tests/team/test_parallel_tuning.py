@@ -29,6 +29,7 @@ from training.tuning import WORKER_ATTR, storage_url
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "credit_scoring.yaml")
 BUDGET = 6
+KILL_BUDGET = 10
 #: Short heartbeats so a killed worker's trial is declared dead in seconds, not 40 s.
 FAST_HEARTBEAT = {"CREDITGOV_TUNING_HEARTBEAT_S": "1", "CREDITGOV_TUNING_GRACE_S": "3"}
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -111,7 +112,9 @@ def test_a_worker_killed_mid_trial_is_retried_and_each_trial_logged_once(
     team: Team, tmp_path: Path
 ) -> None:
     name = f"kill-{secrets.token_hex(3)}"
-    job = _start(team, name, tmp_path / "train.json")
+    # A larger budget than the resume test's: the worker process needs a few seconds to
+    # import and load the data, and the job must not finish every trial before it joins.
+    job = _start(team, name, tmp_path / "train.json", budget=KILL_BUDGET)
     try:
         trials = _wait_for(
             team,
@@ -140,7 +143,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_each_trial_logged_once(
 
     study = _study(team, name).get_trials(deepcopy=False)
     finished = sorted(t.number for t in study if t.state in FINISHED)
-    assert len(finished) == BUDGET
+    assert len(finished) == KILL_BUDGET
     assert not [t.number for t in study if t.state.name in {"RUNNING", "WAITING"}]
     killed = next(t for t in study if t.number == victim.number)
     assert killed.state == optuna.trial.TrialState.FAIL
@@ -154,7 +157,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_each_trial_logged_once(
     assert {n: (t.state, t.value) for t in study for n in [t.number] if n in before} == before
 
     summary = json.loads((tmp_path / "train.json").read_text())
-    assert summary["n_trials"] == BUDGET and summary["model_version"]
+    assert summary["n_trials"] == KILL_BUDGET and summary["model_version"]
     # Each finished trial is one child run of the job's run; the killed attempt is none.
     assert _child_trial_numbers(team, [summary["run_id"]]) == finished
 
@@ -239,7 +242,10 @@ def test_the_same_command_on_another_machine_joins_and_the_model_is_fitted_once(
     assert len(ours & set(finished)) == joined["trials_here"]
     assert _child_trial_numbers(team, [summary["run_id"]]) == finished  # each logged once
     os.environ.update(MLFLOW_TRACKING_USERNAME="alice", MLFLOW_TRACKING_PASSWORD=PASSWORDS["alice"])
+    # Every version of the model, filtered here: which run registered each one.
     versions = MlflowClient(tracking_uri=team.url).search_model_versions(
-        f"run_id = '{summary['run_id']}'"
+        f"name = '{summary['model_name']}'"
     )
-    assert [v.version for v in versions] == [summary["model_version"]]  # fitted once
+    registered = {v.version: v.run_id for v in versions}
+    mine = [n for n, run in registered.items() if run == summary["run_id"]]
+    assert mine == [summary["model_version"]], registered  # fitted and registered once

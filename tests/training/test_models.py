@@ -257,3 +257,23 @@ def test_lightgbm_fit_matches_bare_lightgbm_train(rounds: int, patience: int) ->
     np.testing.assert_allclose(
         fit.valid_raw, raw_predict(fit.model_text, x_valid), rtol=0, atol=1e-12
     )
+
+
+def test_encoded_matrices_are_computed_once_per_frame_and_dropped_with_it() -> None:
+    import gc
+
+    from training.models import encoding
+
+    splits = credit_splits()
+    frame = splits.valid.features.copy()
+    specs = feature_specs(splits.train.features, splits.train.categorical, splits.train.integer)
+    first = encoding.encoded(frame, specs)
+    assert encoding.encoded(frame, list(specs)) is first  # equal specs, same matrix
+    np.testing.assert_array_equal(first, encode(frame, specs))
+    with pytest.raises(ValueError, match="read-only"):
+        first[0, 0] = 1.0
+    key = id(frame)
+    assert key in encoding._ENCODED
+    del frame
+    gc.collect()
+    assert key not in encoding._ENCODED

@@ -8,6 +8,7 @@ becomes missing rather than a crash. `registry/scoring_model.py` repeats this ma
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-__all__ = ["FeatureSpec", "encode", "feature_specs"]
+__all__ = ["FeatureSpec", "encode", "encoded", "feature_specs"]
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,8 @@ def feature_specs(
     specs = []
     for name in features.columns:
         if name in categorical:
-            levels = sorted(str(v) for v in pd.unique(features[name].dropna()))
+            _, uniques = pd.factorize(features[name], use_na_sentinel=True)
+            levels = sorted({str(v) for v in uniques})
             specs.append(FeatureSpec(name, "categorical", tuple(levels), dtype="string"))
         else:
             specs.append(
@@ -55,15 +57,40 @@ def encode(frame: pd.DataFrame, specs: Sequence[FeatureSpec]) -> NDArray[np.floa
     for j, spec in enumerate(specs):
         column = frame[spec.name]
         if spec.kind == "categorical":
-            text = column.astype(object).where(column.notna(), None)
-            if not pd.api.types.is_string_dtype(text):  # numbers used as levels: match as text
-                text = text.map(lambda v: v if v is None else str(v))
-            # get_indexer: -1 for a level not seen in training (pd.Categorical with unknown
-            # values warns in pandas 3 and will raise in pandas 4).
-            codes = pd.Index(list(spec.levels), dtype=object).get_indexer(pd.Index(text))
+            # Look up each distinct value once: factorize the column (missing -> -1), find
+            # each distinct value's level as text (numbers used as levels match as text;
+            # get_indexer gives -1 for a level not seen in training), then index by row.
+            rows, uniques = pd.factorize(column, use_na_sentinel=True)
+            known = pd.Index(list(spec.levels), dtype=object)
+            level_of = known.get_indexer(pd.Index([str(v) for v in uniques], dtype=object))
+            codes = np.where(rows < 0, -1, level_of[np.maximum(rows, 0)] if len(uniques) else -1)
             out[:, j] = np.where(codes < 0, np.nan, codes)
         else:
             out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(
                 dtype=np.float64, na_value=np.nan
             )
     return out
+
+
+#: Encoded matrices by the id of the frame they came from, then by the specs used.
+_ENCODED: dict[int, dict[tuple[FeatureSpec, ...], NDArray[np.float64]]] = {}
+
+
+def encoded(frame: pd.DataFrame, specs: Sequence[FeatureSpec]) -> NDArray[np.float64]:
+    """`encode(frame, specs)`, computed once for as long as `frame` lives.
+
+    A job encodes the same split many times: every tuning trial, the final fit, then
+    scoring each split for the evidence. The frames of a Dataset are never changed after
+    loading, so the matrix is remembered (read-only) and dropped with the frame.
+    """
+    key = tuple(specs)
+    per_frame = _ENCODED.get(id(frame))
+    if per_frame is None:
+        per_frame = _ENCODED[id(frame)] = {}
+        weakref.finalize(frame, _ENCODED.pop, id(frame), None)
+    matrix = per_frame.get(key)
+    if matrix is None:
+        matrix = encode(frame, key)
+        matrix.flags.writeable = False
+        per_frame[key] = matrix
+    return matrix

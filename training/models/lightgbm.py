@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from training.data import Dataset
-from training.models.encoding import FeatureSpec, encode
+from training.models.encoding import FeatureSpec, encoded
 
 __all__ = [
     "BASE_PARAMS",
@@ -100,19 +100,19 @@ def fit_lightgbm(
     The cost beyond `lightgbm.train` itself is kept to encoding the frames: the training
     booster is kept (`keep_training_booster`) instead of being copied through a model
     string, and the validation probabilities that calibration and the cut-off need are
-    the scores LightGBM already keeps for the validation set, read once after training,
-    unless early stopping trimmed trees, when the kept trees predict them.
+    the scores LightGBM already keeps for the validation set, read once after training
+    (after taking back the rounds early stopping ran past the best one).
     """
     names = [s.name for s in specs]
     cats = [i for i, s in enumerate(specs) if s.kind == "categorical"]
     train_set = lgb.Dataset(
-        encode(train.features, specs),
+        encoded(train.features, specs),
         label=train.target,
         feature_name=names,
         categorical_feature=cats,
         free_raw_data=True,
     )
-    x_valid = encode(valid.features, specs)
+    x_valid = encoded(valid.features, specs)
     valid_set = lgb.Dataset(x_valid, label=valid.target, reference=train_set)
     stopping = early_stopping_rounds > 0
     booster_params = dict(params) if stopping else {**params, "metric": "None"}
@@ -134,10 +134,12 @@ def fit_lightgbm(
     )
     current = booster.current_iteration()
     best = booster.best_iteration or current
-    if best == current:
-        valid_raw = _valid_scores(booster)
-    else:
-        valid_raw = np.asarray(booster.predict(x_valid, num_iteration=best), dtype=np.float64)
+    for _ in range(current - best):
+        # Early stopping boosted `patience` rounds past the best; taking them back also
+        # takes them out of the scores LightGBM keeps, which is far cheaper than
+        # predicting the validation split again with the kept trees.
+        booster.rollback_one_iter()
+    valid_raw = _valid_scores(booster)
     return LightGBMFit(
         model_text=booster.model_to_string(num_iteration=best),
         best_iteration=int(best),

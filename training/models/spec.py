@@ -17,7 +17,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from training.models.calibration import Calibration, fit_calibration
-from training.models.encoding import FeatureSpec, encode, feature_specs
+from training.models.encoding import FeatureSpec, encoded, feature_specs
 from training.models.policy import DecisionRule, ScoreScale, choose_threshold, decision_labels
 from training.models.scorecard import Characteristic, ScorecardFit
 from training.split import Splits
@@ -51,7 +51,7 @@ class ModelSpec:
             from training.models.lightgbm import raw_predict
 
             assert self.model_text is not None
-            return raw_predict(self.model_text, encode(frame, self.features))
+            return raw_predict(self.model_text, encoded(frame, self.features))
         from training.models.scorecard import scorecard_raw
 
         return scorecard_raw(ScorecardFit(self.characteristics, self.intercept, np.empty(0)), frame)
