@@ -142,7 +142,7 @@ def validate(
         from creditgov.job import prepare  # only now: a config typo answers without sklearn
 
         with console.status("Reading and validating the data"):
-            splits = prepare(cfg)
+            splits = prepare(cfg, encode=False)
     except _bad_input_types() as err:
         raise _fail(str(err), EXIT_BAD_INPUT) from None
     console.print(

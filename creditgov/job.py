@@ -93,8 +93,12 @@ class JobResult:
         )
 
 
-def prepare(config: JobConfig) -> Splits:
-    """Load, validate and split: everything that can fail on bad input, with no run yet."""
+def prepare(config: JobConfig, *, encode: bool = True) -> Splits:
+    """Load, validate and split: everything that can fail on bad input, with no run yet.
+
+    `encode` also encodes each split for training (`_encode_splits`); `creditgov
+    validate` trains nothing and skips it.
+    """
     data = config.data
     dataset = load_dataset(
         data.source,
@@ -118,7 +122,7 @@ def prepare(config: JobConfig) -> Splits:
         oot_start=config.split.oot_start,
         seed=config.seed,
     )
-    if config.model.type == "lightgbm":
+    if encode and config.model.type == "lightgbm":
         _encode_splits(splits)
     return splits
 

@@ -43,7 +43,7 @@ _SILENT = (DeprecationWarning, PendingDeprecationWarning, ImportWarning, Resourc
 
 
 def creditgov(
-    *args: str, cwd: Path, tracking_uri: str | None = None
+    *args: str, cwd: Path, tracking_uri: str | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
     """`python -m creditgov ARGS` in `cwd`; $MLFLOW_TRACKING_URI is `tracking_uri` or unset."""
     env = {**os.environ, **_ENV}
@@ -56,7 +56,7 @@ def creditgov(
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
 
 

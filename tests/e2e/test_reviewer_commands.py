@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ import pytest
 
 from creditgov.config import load_config
 from creditgov.job import JobResult, run
+from tests.support import creditgov
 from training.synthetic import make_credit, write_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,15 +42,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[JobResul
 
 
 def _cli(uri: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "COLUMNS": "160"}
-    return subprocess.run(
-        [sys.executable, "-m", "creditgov", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return creditgov(*args, cwd=cwd, tracking_uri=uri, timeout=300)
 
 
 def test_report_command_fetches_the_three_files(trained, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

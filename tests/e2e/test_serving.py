@@ -30,6 +30,7 @@ import pytest
 
 from creditgov.config import load_config
 from creditgov.job import JobResult, run
+from tests.support import creditgov
 from training.synthetic import make_credit, write_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -267,15 +268,7 @@ def test_rest_scores_an_unseen_category_level_as_missing(trained: Trained, serve
 
 
 def _cli(uri: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "COLUMNS": "160"}
-    return subprocess.run(
-        [sys.executable, "-m", "creditgov", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return creditgov(*args, cwd=cwd, tracking_uri=uri, timeout=300)
 
 
 def _assert_same_scores(out: pd.DataFrame, frame: pd.DataFrame, trained: Trained) -> None:

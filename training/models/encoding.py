@@ -57,13 +57,14 @@ def encode(frame: pd.DataFrame, specs: Sequence[FeatureSpec]) -> NDArray[np.floa
     for j, spec in enumerate(specs):
         column = frame[spec.name]
         if spec.kind == "categorical":
-            # Look up each distinct value once: factorize the column (missing -> -1), find
-            # each distinct value's level as text (numbers used as levels match as text;
-            # get_indexer gives -1 for a level not seen in training), then index by row.
+            # Look up each distinct value once: factorize the column, find each distinct
+            # value's level as text (numbers used as levels match as text; get_indexer
+            # gives -1 for a level not seen in training), then index by row. A trailing -1
+            # serves missing rows, whose factorize code -1 picks the last entry.
             rows, uniques = pd.factorize(column, use_na_sentinel=True)
             known = pd.Index(list(spec.levels), dtype=object)
             level_of = known.get_indexer(pd.Index([str(v) for v in uniques], dtype=object))
-            codes = np.where(rows < 0, -1, level_of[np.maximum(rows, 0)] if len(uniques) else -1)
+            codes = np.append(level_of, -1)[rows]
             out[:, j] = np.where(codes < 0, np.nan, codes)
         else:
             out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(
