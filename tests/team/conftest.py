@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from registry.team import Stack, TeamError, add_user, down, drop_databases, grant, up
 from training.synthetic import make_credit, write_table
@@ -75,6 +76,18 @@ class Team:
             timeout=timeout,
             cwd=self.folder,
         )
+
+    def client(self, user: str, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
+        """A client on the team server as `user`, for both stores.
+
+        Both URIs are explicit: another test in this worker process may have left
+        `mlflow.set_registry_uri` pointing at its own SQLite file, and a client built with
+        only a tracking URI would then search that registry instead of the team's. The
+        credentials go through `monkeypatch`, so they do not leak into later tests.
+        """
+        monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
+        monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORDS[user])
+        return MlflowClient(tracking_uri=self.url, registry_uri=self.url)
 
     def config(self, *overrides: str) -> list[str]:
         """`--set` arguments: the shipped credit config on the small table, cheap and single-threaded."""

@@ -16,15 +16,13 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from registry.governance import read_chain, verify_chain
-from tests.team.conftest import MODEL, PASSWORDS, Team
+from tests.team.conftest import MODEL, Team
 
 
 def _as(team: Team, user: str, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", user)
-    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", PASSWORDS[user])
     mlflow.set_tracking_uri(team.url)
     mlflow.set_registry_uri(team.url)
-    return MlflowClient(tracking_uri=team.url, registry_uri=team.url)
+    return team.client(user, monkeypatch)
 
 
 def _champion(client: MlflowClient) -> str | None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
-from mlflow.tracking import MlflowClient
 
 from tests.conftest import CREDIT_CONFIG, merge
 from tests.team.conftest import Team
@@ -18,7 +17,7 @@ MODEL = "credit-mlproject"
 
 
 def test_mlflow_run_main_trains_and_registers_a_version_as_the_authenticated_user(
-    team: Team, tmp_path: Path
+    team: Team, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = yaml.safe_load(CREDIT_CONFIG.read_text(encoding="utf-8"))
     merge(
@@ -42,10 +41,7 @@ def test_mlflow_run_main_trains_and_registers_a_version_as_the_authenticated_use
         env=env, capture_output=True, text=True, timeout=400, cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    os.environ.update(
-        MLFLOW_TRACKING_USERNAME="alice", MLFLOW_TRACKING_PASSWORD=env["MLFLOW_TRACKING_PASSWORD"]
-    )
-    client = MlflowClient(tracking_uri=team.url, registry_uri=team.url)
+    client = team.client("alice", monkeypatch)
     versions = client.search_model_versions(f"name = '{MODEL}'")
     assert len(versions) == 1
     version = versions[0]

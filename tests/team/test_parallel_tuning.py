@@ -24,7 +24,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tests.team.conftest import PASSWORDS, Team
+from tests.team.conftest import Team
 from training.tuning import WORKER_ATTR, storage_url
 
 CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "credit_scoring.yaml")
@@ -90,9 +90,7 @@ def _wait_for(
     pytest.fail(f"study {name}: condition not reached within {timeout_s:.0f}s")
 
 
-def _child_trial_numbers(team: Team, run_ids: list[str]) -> list[int]:
-    os.environ.update(MLFLOW_TRACKING_USERNAME="alice", MLFLOW_TRACKING_PASSWORD=PASSWORDS["alice"])
-    client = MlflowClient(tracking_uri=team.url)
+def _child_trial_numbers(client: MlflowClient, run_ids: list[str]) -> list[int]:
     experiment = client.get_run(run_ids[0]).info.experiment_id
     numbers = []
     for run_id in run_ids:
@@ -109,7 +107,7 @@ def _finish(process: subprocess.Popen[str], timeout_s: float = 400) -> tuple[int
 
 
 def test_a_worker_killed_mid_trial_is_retried_and_each_trial_logged_once(
-    team: Team, tmp_path: Path
+    team: Team, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = f"kill-{secrets.token_hex(3)}"
     # A larger budget than the resume test's: the worker process needs a few seconds to
@@ -159,11 +157,12 @@ def test_a_worker_killed_mid_trial_is_retried_and_each_trial_logged_once(
     summary = json.loads((tmp_path / "train.json").read_text())
     assert summary["n_trials"] == KILL_BUDGET and summary["model_version"]
     # Each finished trial is one child run of the job's run; the killed attempt is none.
-    assert _child_trial_numbers(team, [summary["run_id"]]) == finished
+    client = team.client("alice", monkeypatch)
+    assert _child_trial_numbers(client, [summary["run_id"]]) == finished
 
 
 def test_resume_after_killing_everything_keeps_every_finished_trial(
-    team: Team, tmp_path: Path
+    team: Team, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = f"resume-{secrets.token_hex(3)}"
     job = _start(team, name, tmp_path / "first.json")
@@ -206,13 +205,14 @@ def test_resume_after_killing_everything_keeps_every_finished_trial(
     assert _study(team, name).user_attrs["creditgov.run_id"] == summary["run_id"] != first_run
     # No trial is logged twice across the killed run and the resumed one, and every trial
     # finished after the resume is logged (one killed mid-logging may be missing before it).
-    logged = _child_trial_numbers(team, [first_run, summary["run_id"]])
+    client = team.client("alice", monkeypatch)
+    logged = _child_trial_numbers(client, [first_run, summary["run_id"]])
     assert len(logged) == len(set(logged)) and set(logged) <= set(finished)
     assert set(finished) - set(kept) <= set(logged)
 
 
 def test_the_same_command_on_another_machine_joins_and_the_model_is_fitted_once(
-    team: Team, tmp_path: Path
+    team: Team, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name, budget = f"join-{secrets.token_hex(3)}", 10
     job = _start(team, name, tmp_path / "job.json", budget=budget)
@@ -240,12 +240,10 @@ def test_the_same_command_on_another_machine_joins_and_the_model_is_fitted_once(
     assert other is not None
     ours = {t.number for t in study if _pid(t) == other.pid}
     assert len(ours & set(finished)) == joined["trials_here"]
-    assert _child_trial_numbers(team, [summary["run_id"]]) == finished  # each logged once
-    os.environ.update(MLFLOW_TRACKING_USERNAME="alice", MLFLOW_TRACKING_PASSWORD=PASSWORDS["alice"])
+    client = team.client("alice", monkeypatch)
+    assert _child_trial_numbers(client, [summary["run_id"]]) == finished  # each logged once
     # Every version of the model, filtered here: which run registered each one.
-    versions = MlflowClient(tracking_uri=team.url).search_model_versions(
-        f"name = '{summary['model_name']}'"
-    )
+    versions = client.search_model_versions(f"name = '{summary['model_name']}'")
     registered = {v.version: v.run_id for v in versions}
     mine = [n for n, run in registered.items() if run == summary["run_id"]]
     assert mine == [summary["model_version"]], registered  # fitted and registered once
