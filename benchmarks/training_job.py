@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import statistics
 import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -725,9 +724,7 @@ def _job_parts(
     """Median seconds of pieces of the job outside boosting, each timed on its own.
 
     The stage clock says which stage is slow; these say which call inside it. They use the
-    job's public helpers, except the dataset logging, which repeats `job._log_dataset` up
-    to (not including) the database write: the MLflow dataset's schema and profile.
-    The job is being extended while these benchmarks exist, so a piece whose helper has
+    job's public helpers. The job is being extended while these benchmarks exist, so a piece whose helper has
     moved is reported as broken (second dict) rather than losing the whole benchmark.
     """
     from registry.tracking import git_commit
@@ -753,7 +750,7 @@ def _job_parts(
         "git lineage (git_commit as the job calls it)": lambda: (
             git_commit(source.parent) or git_commit(Path.cwd())
         ),
-        "dataset logging: concat + mlflow from_pandas schema/profile": lambda: _dataset_entity(
+        "dataset input (job.dataset_input, before log_input)": lambda: job.dataset_input(
             splits, config
         ),
         "evaluate (metrics, SHAP, fairness, drift, gates)": evidence,
@@ -812,25 +809,6 @@ def _short_path(path: str) -> str:
         if marker in path:
             return path.split(marker, 1)[1]
     return path
-
-
-def _dataset_entity(splits: Splits, config: JobConfig) -> object:
-    """`job._log_dataset` without the write: the frame it builds and MLflow's description."""
-    from mlflow.data.pandas_dataset import from_pandas
-
-    parts = splits.parts().values()
-    frame = pd.concat([p.features for p in parts], ignore_index=True)
-    frame[config.data.target] = np.concatenate([p.target for p in parts])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        dataset = from_pandas(
-            frame,
-            source=str(config.data.source),
-            targets=config.data.target,
-            name=Path(config.data.source).name,
-            digest=splits.train.digest,
-        )
-    return dataset.to_dict()
 
 
 def _check_same_job(

@@ -22,6 +22,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -291,6 +292,13 @@ class JobConfig(_Strict):
     gates: list[GateConfig] = Field(default_factory=_default_gates)
     registry: RegistryConfig
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    #: The YAML file it was read from, for errors found later (not a config key).
+    _path: Path | None = PrivateAttr(default=None)
+
+    def error_prefix(self) -> str:
+        """ "job.yaml: " when the config came from a file, else "": an error found after
+        loading (a LightGBM parameter refused while preparing) still names the file."""
+        return f"{self._path}: " if self._path is not None else ""
 
     @model_validator(mode="after")
     def _sections_agree(self) -> JobConfig:
@@ -357,6 +365,7 @@ def validate_config(raw: Mapping[str, Any], path: Path) -> JobConfig:
         config = config.model_copy(
             update={"data": config.data.model_copy(update={"source": source})}
         )
+    config._path = path
     return config
 
 

@@ -7,11 +7,14 @@ FAILED (KILLED on interrupt) and removes a half-made model version.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from creditgov.config import JobConfig, config_sha256, flatten
+from creditgov.config import ConfigError, JobConfig, config_sha256, flatten
 from training.data import Dataset, DroppedColumn, load_dataset
 from training.split import Splits, SplitSummary, split_dataset
 
@@ -122,9 +125,74 @@ def prepare(config: JobConfig, *, encode: bool = True) -> Splits:
         oot_start=config.split.oot_start,
         seed=config.seed,
     )
-    if encode and config.model.type == "lightgbm":
-        _encode_splits(splits)
+    if config.model.type == "lightgbm":
+        _check_lightgbm_params(config, splits)
+        if encode:
+            _encode_splits(splits)
     return splits
+
+
+@contextlib.contextmanager
+def _native_stderr_dropped() -> Iterator[None]:
+    """Drop what C++ code writes to file descriptor 2 meanwhile.
+
+    LightGBM's C++ core writes "[LightGBM] [Fatal] ..." to stderr itself before raising
+    the same text; the job's error line already carries it, and a bad-input error is
+    one line. Python's own `sys.stderr` is untouched.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+#: Rows of each class the parameter check boosts one round on.
+PARAM_CHECK_ROWS = 100
+
+
+def _check_lightgbm_params(config: JobConfig, splits: Splits) -> None:
+    """Refuse `model.params` LightGBM would refuse, before any run starts.
+
+    LightGBM checks its parameters only when it trains, so a bad value (`max_bin: 1`, an
+    unknown objective) would otherwise fail the job after its run had started. One round
+    on at most `PARAM_CHECK_ROWS` rows of each class, with exactly the parameters the fit
+    will use, takes a few milliseconds and raises LightGBM's own message, which names
+    the parameter.
+    """
+    import lightgbm as lgb
+
+    from training.models.encoding import encode, feature_specs
+    from training.models.lightgbm import lightgbm_params
+
+    train = splits.train
+    specs = feature_specs(train.features, train.categorical, train.integer)
+    params = lightgbm_params(
+        config.model.params, specs=specs, monotone=config.model.monotone, seed=config.seed
+    )
+    rows = np.concatenate(
+        [np.flatnonzero(train.target == label)[:PARAM_CHECK_ROWS] for label in (0, 1)]
+    )
+    sample = lgb.Dataset(
+        encode(train.features.iloc[rows], specs),
+        label=train.target[rows],
+        feature_name=[s.name for s in specs],
+        categorical_feature=[i for i, s in enumerate(specs) if s.kind == "categorical"],
+    )
+    try:
+        with _native_stderr_dropped():
+            lgb.train(params, sample, num_boost_round=1)
+    except lgb.basic.LightGBMError as err:
+        # "Check failed: (max_bin) > (1) at /path/config_auto.cpp, line 527 ." -> the check.
+        reason = re.sub(r"\s+at \S+, line \d+\s*\.?$", "", " ".join(str(err).split()))
+        raise ConfigError(
+            f"{config.error_prefix()}model.params: LightGBM refuses them ({reason}); fix or "
+            "remove that value (LightGBM's parameter reference gives each valid range)"
+        ) from None
 
 
 def _encode_splits(splits: Splits) -> None:
@@ -487,7 +555,13 @@ def _interrupt_behind(err: BaseException) -> BaseException | None:
 
 
 def _log_dataset(mlflow: Any, splits: Splits, config: JobConfig) -> None:
-    """Record the dataset (source, digest, schema, row counts) — not its rows.
+    """Record the dataset (source, digest, schema, row counts) — not its rows."""
+    dataset, tags = dataset_input(splits, config)
+    mlflow.log_input(dataset, context="training", tags=tags)
+
+
+def dataset_input(splits: Splits, config: JobConfig) -> tuple[Any, dict[str, str]]:
+    """The MLflow dataset the run records as its input, and the input's tags.
 
     A MetaDataset with the schema we already know: `mlflow.data.from_pandas` would scan
     every value of every text column to infer types, seconds on a large table.
@@ -511,4 +585,4 @@ def _log_dataset(mlflow: Any, splits: Splits, config: JobConfig) -> None:
         source, name=Path(config.data.source).name, digest=train.digest, schema=Schema(columns)
     )
     rows = {f"rows_{name}": str(part.n_rows) for name, part in splits.parts().items()}
-    mlflow.log_input(dataset, context="training", tags={"target": config.data.target, **rows})
+    return dataset, {"target": config.data.target, **rows}

@@ -151,6 +151,14 @@ CASES: dict[str, Case] = {
         },
         pieces=(f"{SPACE}.num_leaves.high: Input should be a finite number (got inf)",),
     ),
+    "lightgbm-refuses-a-param": Case(
+        updates={"model": {"params": {"max_bin": 1}}},
+        pieces=(
+            "model.params: LightGBM refuses them (Check failed: (max_bin) > (1))",
+            "fix or remove that value",
+        ),
+        subprocess=True,  # LightGBM's C++ core writes to stderr itself: a real process
+    ),
     "protected-listed-as-feature": Case(
         updates={"data": {"features": ["annual_income", "sex"]}},
         pieces=("features lists protected column(s) ['sex']", "remove them from data.features"),

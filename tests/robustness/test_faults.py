@@ -225,16 +225,22 @@ def test_sigterm_during_tuning_ends_the_run_killed_and_registers_nothing(
 def test_an_error_inside_the_run_ends_it_failed_and_registers_nothing(
     tmp_path: Path, frame: pd.DataFrame
 ) -> None:
-    """A LightGBM parameter the config passes through but LightGBM refuses at the fit."""
-    job = make_job(tmp_path, frame, updates={"model": {"params": {"max_bin": 1}}})
+    """A search space whose only value LightGBM refuses: the config's own params pass the
+    check before the run, so the error comes from the first tuning trial, inside it."""
+    space = {"num_leaves": {"type": "int", "low": 1, "high": 1}}
+    job = make_job(
+        tmp_path,
+        frame,
+        updates={"tuning": {"n_trials": 2, "pruner": "none", "search_space": space}},
+    )
     from lightgbm.basic import LightGBMError
 
-    with pytest.raises(LightGBMError, match="max_bin"):
+    with pytest.raises(LightGBMError, match="num_leaves"):
         run(load_config(job.config))
     client = job.client()
     [failed] = runs_of(client)
     assert failed.info.status == "FAILED"
-    assert failed.data.params["model.params.max_bin"] == "1"  # it did start, then failed
+    assert float(failed.data.params["tuning.search_space.num_leaves.high"]) == 1  # it had started
     assert versions_of(client) == []
 
 
