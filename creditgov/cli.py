@@ -11,6 +11,8 @@ import json
 import os
 import signal
 import sys
+import threading
+import time
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
@@ -68,6 +70,32 @@ def _pii_leak() -> tuple[type[BaseException], ...]:
     from registry.pii_scan import PiiLeak
 
     return (PiiLeak,)
+
+
+#: Seconds an interrupted command waits for its other threads before it exits without them.
+STRAY_THREAD_GRACE_S = 5.0
+
+
+def _interrupted(message: str) -> typer.Exit:
+    """`_fail` for a SIGTERM or Ctrl-C stop, which must end the process even if a thread is left.
+
+    SIGTERM raises KeyboardInterrupt wherever the main thread happens to be. Landing in
+    Optuna's heartbeat context manager after it started its (non-daemon) thread but before
+    the `with` body runs, the thread is never told to stop and beats on, and Python waits
+    for it at exit: the process printed this line and then hung. The run is marked KILLED
+    by then and nothing is left to flush, so threads still alive after a short grace are
+    not waited for.
+    """
+    stop = _fail(message, EXIT_UNEXPECTED)
+    deadline = time.monotonic() + STRAY_THREAD_GRACE_S
+    strays = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    for thread in strays:
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    if any(thread.is_alive() for thread in strays):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_UNEXPECTED)
+    return stop
 
 
 def _fail(message: str, code: int) -> typer.Exit:
@@ -197,9 +225,8 @@ def train(
     except _bad_input_types() as err:
         raise _fail(str(err), EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
-        raise _fail(
-            "interrupted; the MLflow run was marked KILLED and nothing was registered",
-            EXIT_UNEXPECTED,
+        raise _interrupted(
+            "interrupted; the MLflow run was marked KILLED and nothing was registered"
         ) from None
     except _pii_leak() as err:  # a safety stop, not bad input: exit 1 (unexpected), one line
         raise _fail(str(err), EXIT_UNEXPECTED) from None
@@ -600,7 +627,7 @@ def score(
     except _refused() as err:  # model files edited or deleted since registration
         raise _fail(str(err), EXIT_REFUSED) from None
     except KeyboardInterrupt:
-        raise _fail(f"interrupted; {output} was not written", EXIT_UNEXPECTED) from None
+        raise _interrupted(f"interrupted; {output} was not written") from None
     finally:
         if bar.live.is_started:
             bar.stop()

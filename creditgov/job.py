@@ -156,13 +156,14 @@ PARAM_CHECK_ROWS = 100
 
 
 def _check_lightgbm_params(config: JobConfig, splits: Splits) -> None:
-    """Refuse `model.params` LightGBM would refuse, before any run starts.
+    """Refuse LightGBM parameters LightGBM would refuse, before any run starts.
 
     LightGBM checks its parameters only when it trains, so a bad value (`max_bin: 1`, an
-    unknown objective) would otherwise fail the job after its run had started. One round
-    on at most `PARAM_CHECK_ROWS` rows of each class, with exactly the parameters the fit
-    will use, takes a few milliseconds and raises LightGBM's own message, which names
-    the parameter.
+    unknown objective, a search range reaching `num_leaves: 1`) would otherwise fail the
+    job after its run had started. One round on at most `PARAM_CHECK_ROWS` rows of each
+    class, with exactly the parameters the fit will use — and, when tuning, with each end
+    of each search range (each choice of a categorical one) in turn — takes a few
+    milliseconds a check and raises LightGBM's own message, which names the parameter.
     """
     import lightgbm as lgb
 
@@ -171,28 +172,48 @@ def _check_lightgbm_params(config: JobConfig, splits: Splits) -> None:
 
     train = splits.train
     specs = feature_specs(train.features, train.categorical, train.integer)
-    params = lightgbm_params(
-        config.model.params, specs=specs, monotone=config.model.monotone, seed=config.seed
-    )
     rows = np.concatenate(
         [np.flatnonzero(train.target == label)[:PARAM_CHECK_ROWS] for label in (0, 1)]
     )
-    sample = lgb.Dataset(
-        encode(train.features.iloc[rows], specs),
-        label=train.target[rows],
-        feature_name=[s.name for s in specs],
-        categorical_feature=[i for i, s in enumerate(specs) if s.kind == "categorical"],
-    )
-    try:
-        with _native_stderr_dropped():
-            lgb.train(params, sample, num_boost_round=1)
-    except lgb.basic.LightGBMError as err:
-        # "Check failed: (max_bin) > (1) at /path/config_auto.cpp, line 527 ." -> the check.
-        reason = re.sub(r"\s+at \S+, line \d+\s*\.?$", "", " ".join(str(err).split()))
-        raise ConfigError(
-            f"{config.error_prefix()}model.params: LightGBM refuses them ({reason}); fix or "
-            "remove that value (LightGBM's parameter reference gives each valid range)"
-        ) from None
+    x, y = encode(train.features.iloc[rows], specs), train.target[rows]
+    for key, user in _param_checks(config):
+        params = lightgbm_params(
+            user, specs=specs, monotone=config.model.monotone, seed=config.seed
+        )
+        sample = lgb.Dataset(  # a new one each time: binning parameters fix a Dataset
+            x,
+            label=y,
+            feature_name=[s.name for s in specs],
+            categorical_feature=[i for i, s in enumerate(specs) if s.kind == "categorical"],
+        )
+        try:
+            with _native_stderr_dropped():
+                lgb.train(params, sample, num_boost_round=1)
+        except lgb.basic.LightGBMError as err:
+            # "Check failed: (max_bin) > (1) at /path/config_auto.cpp, line 527 ." -> the check.
+            reason = re.sub(r"\s+at \S+, line \d+\s*\.?$", "", " ".join(str(err).split()))
+            raise ConfigError(
+                f"{config.error_prefix()}{key}: LightGBM refuses "
+                f"{'them' if key == 'model.params' else 'that value'} ({reason}); fix or "
+                "remove it (LightGBM's parameter reference gives each valid range)"
+            ) from None
+
+
+def _param_checks(config: JobConfig) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(config key, model params) for each parameter set the fit or a trial can use."""
+    base = dict(config.model.params)
+    yield "model.params", base
+    if config.tuning.n_trials == 0:
+        return
+    for name, space in config.tuning.search_space.items():
+        where = f"tuning.search_space.{name}"
+        if space.type == "categorical":
+            for choice in space.choices or []:
+                yield f"{where}.choices", {**base, name: choice}
+            continue
+        for end in ("low", "high"):
+            value = getattr(space, end)
+            yield f"{where}.{end}", {**base, name: int(value) if space.type == "int" else value}
 
 
 def _encode_splits(splits: Splits) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from creditgov.config import load_config
+from creditgov.config import ConfigError, load_config
 from creditgov.job import prepare
 from tests.conftest import DELETE, CreditJob
 from tests.support import assert_bad_input, creditgov, creditgov_in_process
@@ -155,9 +155,16 @@ CASES: dict[str, Case] = {
         updates={"model": {"params": {"max_bin": 1}}},
         pieces=(
             "model.params: LightGBM refuses them (Check failed: (max_bin) > (1))",
-            "fix or remove that value",
+            "fix or remove it",
         ),
         subprocess=True,  # LightGBM's C++ core writes to stderr itself: a real process
+    ),
+    "lightgbm-refuses-a-search-range-end": Case(
+        updates={"tuning": {"n_trials": 2, "search_space": {"num_leaves": {"low": 1}}}},
+        pieces=(
+            f"{SPACE}.num_leaves.low: LightGBM refuses that value "
+            "(Check failed: (num_leaves) > (1))",
+        ),
     ),
     "protected-listed-as-feature": Case(
         updates={"data": {"features": ["annual_income", "sex"]}},
@@ -310,3 +317,12 @@ def test_a_config_error_answers_without_loading_the_ml_libraries(tmp_path: Path)
     assert "EXIT 2" in done.stdout, done.stderr
     assert done.stderr.strip().startswith("error: job.yaml: "), done.stderr
     assert done.stdout.rsplit("LOADED:", 1)[1].strip() == ""
+
+
+def test_a_search_range_is_not_checked_when_nothing_is_tuned(credit_job: CreditJob) -> None:
+    """With tuning off the search space is never sampled, so it cannot be wrong yet."""
+    path = credit_job()
+    bad_range = "tuning.search_space.num_leaves.low=1"
+    assert prepare(load_config(path, ["tuning.n_trials=0", bad_range])).train.n_rows > 0
+    with pytest.raises(ConfigError, match=r"num_leaves\.low: LightGBM refuses that value"):
+        prepare(load_config(path, ["tuning.n_trials=3", bad_range]))
