@@ -724,8 +724,9 @@ def _job_parts(
     """Median seconds of pieces of the job outside boosting, each timed on its own.
 
     The stage clock says which stage is slow; these say which call inside it. They use the
-    job's public helpers. The job is being extended while these benchmarks exist, so a piece whose helper has
-    moved is reported as broken (second dict) rather than losing the whole benchmark.
+    job's public helpers. The job is being extended while these benchmarks exist, so a
+    piece whose helper has moved is reported as broken (second dict) rather than losing
+    the whole benchmark.
     """
     from registry.tracking import git_commit
 

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ import pandas as pd
 
 from creditgov.config import ConfigError, JobConfig, config_sha256, flatten
 from training.data import Dataset, DroppedColumn, load_dataset
+from training.models.encoding import FeatureSpec, encode, encoded, feature_specs
 from training.split import Splits, SplitSummary, split_dataset
 
 __all__ = ["REPORT_DIR", "JobResult", "Progress", "explain_settings", "fit_final", "run"]
@@ -126,9 +127,11 @@ def prepare(config: JobConfig, *, encode: bool = True) -> Splits:
         seed=config.seed,
     )
     if config.model.type == "lightgbm":
-        _check_lightgbm_params(config, splits)
+        train = splits.train
+        specs = feature_specs(train.features, train.categorical, train.integer)
+        _check_lightgbm_params(config, train, specs)
         if encode:
-            _encode_splits(splits)
+            _encode_splits(splits, specs)
     return splits
 
 
@@ -155,7 +158,7 @@ def _native_stderr_dropped() -> Iterator[None]:
 PARAM_CHECK_ROWS = 100
 
 
-def _check_lightgbm_params(config: JobConfig, splits: Splits) -> None:
+def _check_lightgbm_params(config: JobConfig, train: Dataset, specs: Sequence[FeatureSpec]) -> None:
     """Refuse LightGBM parameters LightGBM would refuse, before any run starts.
 
     LightGBM checks its parameters only when it trains, so a bad value (`max_bin: 1`, an
@@ -167,25 +170,20 @@ def _check_lightgbm_params(config: JobConfig, splits: Splits) -> None:
     """
     import lightgbm as lgb
 
-    from training.models.encoding import encode, feature_specs
     from training.models.lightgbm import lightgbm_params
 
-    train = splits.train
-    specs = feature_specs(train.features, train.categorical, train.integer)
     rows = np.concatenate(
         [np.flatnonzero(train.target == label)[:PARAM_CHECK_ROWS] for label in (0, 1)]
     )
     x, y = encode(train.features.iloc[rows], specs), train.target[rows]
+    names = [s.name for s in specs]
+    cats = [i for i, s in enumerate(specs) if s.kind == "categorical"]
     for key, user in _param_checks(config):
         params = lightgbm_params(
             user, specs=specs, monotone=config.model.monotone, seed=config.seed
         )
-        sample = lgb.Dataset(  # a new one each time: binning parameters fix a Dataset
-            x,
-            label=y,
-            feature_name=[s.name for s in specs],
-            categorical_feature=[i for i, s in enumerate(specs) if s.kind == "categorical"],
-        )
+        # A new Dataset each time: binning parameters (max_bin) are fixed when it is built.
+        sample = lgb.Dataset(x, label=y, feature_name=names, categorical_feature=cats)
         try:
             with _native_stderr_dropped():
                 lgb.train(params, sample, num_boost_round=1)
@@ -216,16 +214,12 @@ def _param_checks(config: JobConfig) -> Iterator[tuple[str, Mapping[str, Any]]]:
             yield f"{where}.{end}", {**base, name: int(value) if space.type == "int" else value}
 
 
-def _encode_splits(splits: Splits) -> None:
+def _encode_splits(splits: Splits, specs: Sequence[FeatureSpec]) -> None:
     """Encode every split once, with the levels of train, while preparing the data.
 
     Tuning trials, the final fit and the evidence all read these matrices (remembered by
     `training.models.encoding.encoded`) instead of encoding the same frames again.
     """
-    from training.models.encoding import encoded, feature_specs
-
-    train = splits.train
-    specs = feature_specs(train.features, train.categorical, train.integer)
     for part in splits.parts().values():
         encoded(part.features, specs)
 

@@ -127,13 +127,6 @@ def _tokens(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def _searchable(tokens: Sequence[str]) -> bool:
-    joined = "".join(tokens)
-    if joined.isdigit():
-        return len(joined) >= MIN_DIGITS
-    return len(joined) >= MIN_CHARS
-
-
 def _as_text(item: Any) -> str | None:
     """A value as the text it would be written as; None for a missing value."""
     if item is None or (isinstance(item, float) and item != item):
@@ -210,7 +203,6 @@ class PiiIndex:
         self.count = int(is_key[first].sum())  # distinct values searched for
         self._owner = owner
         self._column = column
-        self._keys = keys
         n_tokens = pc.count_substring(forms, " ").to_numpy(zero_copy_only=False) + 1
         self.lengths = sorted(int(n) for n in np.unique(n_tokens))
 
