@@ -27,7 +27,16 @@ from training.data import Dataset, DroppedColumn, load_dataset
 from training.models.encoding import FeatureSpec, encode, encoded, feature_specs
 from training.split import Splits, SplitSummary, split_dataset
 
-__all__ = ["REPORT_DIR", "JobResult", "Progress", "explain_settings", "fit_final", "run"]
+__all__ = [
+    "REPORT_DIR",
+    "JobResult",
+    "Progress",
+    "explain_settings",
+    "finish_final",
+    "fit_base_model",
+    "fit_final",
+    "run",
+]
 
 #: Where the reviewer's files live in the run's artifacts.
 REPORT_DIR = "reports"
@@ -242,18 +251,36 @@ def input_example(dataset: Dataset) -> pd.DataFrame:
 def fit_final(config: JobConfig, splits: Splits, best_params: Mapping[str, Any]) -> Any:
     """The final fit with the config's model, calibration, scaling and decision rule.
 
-    One place for the job and the benchmarks, so a benchmark times the job's own fit.
+    Two steps, each one place for the job and the benchmarks: `fit_base_model` (the
+    boosting, which the fit-step benchmark times against `lightgbm.train`) and
+    `finish_final` (calibration and the cut-off on the validation split).
     """
-    from training.models.policy import ScoreScale
-    from training.models.spec import fit_model
+    return finish_final(config, splits, fit_base_model(config, splits, best_params))
 
-    decision = config.decision
-    return fit_model(
+
+def fit_base_model(config: JobConfig, splits: Splits, best_params: Mapping[str, Any]) -> Any:
+    """The base model with the config's params and the tuned ones: boosting or the scorecard."""
+    from training.models.spec import fit_base
+
+    return fit_base(
         splits,
-        task=config.task,
         model_type=config.model.type,
         params={**config.model.params, **best_params},
         monotone=config.model.monotone,
+        seed=config.seed,
+    )
+
+
+def finish_final(config: JobConfig, splits: Splits, base: Any) -> Any:
+    """Calibrate `base` on the validation split and choose the decision cut-off there."""
+    from training.models.policy import ScoreScale
+    from training.models.spec import finish_model
+
+    decision = config.decision
+    return finish_model(
+        base,
+        splits.valid,
+        task=config.task,
         calibration=config.model.calibration,
         score=ScoreScale(config.score.base_score, config.score.base_odds, config.score.pdo),
         decision_rule=decision.rule,
@@ -261,7 +288,6 @@ def fit_final(config: JobConfig, splits: Splits, best_params: Mapping[str, Any])
         approval_rate=decision.approval_rate,
         cost_false_negative=decision.cost_false_negative,
         cost_false_positive=decision.cost_false_positive,
-        seed=config.seed,
     )
 
 

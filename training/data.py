@@ -228,8 +228,8 @@ def load_dataset(
     time = _parse_time(frame[time_column], where, time_column) if time_column else None
 
     declared = set(categorical) if categorical is not None else None
-    feats, cats = _typed_features(frame[chosen], declared, where)
-    feats, dropped = _drop_uninformative(feats) if for_training else (feats, [])
+    feats, cats, coded = _typed_features(frame[chosen], declared, where)
+    feats, dropped = _drop_uninformative(feats, coded) if for_training else (feats, [])
     cats = [c for c in cats if c in feats.columns]
     if feats.shape[1] == 0:
         raise DataError(f"{where}: every feature is constant or all-missing; nothing to learn from")
@@ -244,7 +244,7 @@ def load_dataset(
             )
     _refuse_infinite(feats, cats, where)
     if for_training:
-        _refuse_leaks(feats, cats, y, where, target)
+        _refuse_leaks(feats, coded, y, where, target)
 
     protected_frame = frame[list(protected)].reset_index(drop=True)
     digest = _digest(frame)
@@ -349,10 +349,15 @@ def _parse_time(column: pd.Series, where: str, name: str) -> pd.Series:
 
 def _typed_features(
     frame: pd.DataFrame, declared: set[str] | None, where: str
-) -> tuple[pd.DataFrame, list[str]]:
-    """Numeric columns as float64, categorical columns as str with NaN for missing."""
+) -> tuple[pd.DataFrame, list[str], dict[str, NDArray[np.intp]]]:
+    """Numeric columns as float64, categorical columns as str with NaN for missing.
+
+    Also each categorical column's level codes (one code per distinct text, -1 for
+    missing): the checks after this read those instead of hashing the text again.
+    """
     out: dict[str, pd.Series] = {}
     cats: list[str] = []
+    coded: dict[str, NDArray[np.intp]] = {}
     for name in frame.columns:
         column = frame[name]
         is_text = not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column))
@@ -388,13 +393,16 @@ def _typed_features(
                 )
             out[name] = text.astype(object)
             cats.append(name)
+            # Distinct values can share a text (1 and "1"); the checks count texts.
+            text_codes = pd.factorize(levels)[0] if len(levels) else np.empty(0, np.intp)
+            coded[name] = np.where(present, np.append(text_codes, -1)[codes], -1)
         elif is_text:
             raise DataError(
                 f"{where}: column {name!r} holds text but is not in data.categorical; add it there or fix the values"
             )
         else:
             out[name] = column.astype("float64")
-    return pd.DataFrame(out, index=frame.index), cats
+    return pd.DataFrame(out, index=frame.index), cats, coded
 
 
 def _numbers(column: pd.Series, where: str, name: str, fix: str) -> pd.Series:
@@ -453,13 +461,26 @@ def _integer_columns(frame: pd.DataFrame, names: Sequence[str]) -> tuple[str, ..
     )
 
 
-def _drop_uninformative(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[DroppedColumn]]:
+def _drop_uninformative(
+    frame: pd.DataFrame, coded: dict[str, NDArray[np.intp]]
+) -> tuple[pd.DataFrame, list[DroppedColumn]]:
+    """All-missing and constant features (with no missing values), found without hashing:
+    categorical columns by their level codes, numeric ones by min and max."""
     dropped: list[DroppedColumn] = []
     for name in frame.columns:
-        column = frame[name]
-        if column.isna().all():
+        codes = coded.get(name)
+        if codes is not None:
+            present = codes >= 0
+            if not present.any():
+                dropped.append(DroppedColumn(name, "all values missing"))
+            elif present.all() and codes.min() == codes.max():
+                dropped.append(DroppedColumn(name, "constant"))
+            continue
+        values = frame[name].to_numpy(dtype=np.float64)
+        present = ~np.isnan(values)
+        if not present.any():
             dropped.append(DroppedColumn(name, "all values missing"))
-        elif column.nunique(dropna=True) <= 1 and not column.isna().any():
+        elif present.all() and values.min() == values.max():
             dropped.append(DroppedColumn(name, "constant"))
     return frame.drop(columns=[d.name for d in dropped]), dropped
 
@@ -478,23 +499,32 @@ def _refuse_infinite(frame: pd.DataFrame, cats: list[str], where: str) -> None:
 
 
 def _refuse_leaks(
-    frame: pd.DataFrame, cats: list[str], y: NDArray[np.int8], where: str, target: str
+    frame: pd.DataFrame,
+    coded: dict[str, NDArray[np.intp]],
+    y: NDArray[np.int8],
+    where: str,
+    target: str,
 ) -> None:
-    """A feature that alone separates the classes perfectly is the target under another name."""
+    """A feature that alone separates the classes perfectly is the target under another name.
+
+    `coded`: the level codes of the categorical columns (`_typed_features`).
+    """
     for name in frame.columns:
         column = frame[name]
-        known = column.notna().to_numpy()
+        codes = coded.get(name)
+        known = codes >= 0 if codes is not None else ~np.isnan(column.to_numpy(np.float64))
         if known.mean() < 0.9:
             continue
         yk = y[known]
         if yk.min() == yk.max():
             continue
-        if name in cats:
-            codes, uniques = pd.factorize(column[known])
+        if codes is not None:
+            levels = int(codes.max()) + 1  # every code stands for a level some row has
             # Rows per (level, class): a level is pure when only one class has rows.
-            counts = np.bincount(codes * 2 + yk, minlength=2 * len(uniques)).reshape(-1, 2)
-            pure = bool(((counts > 0).sum(axis=1) == 1).all())
-            leak = pure and len(uniques) <= max(2, known.sum() // 20)
+            counts = np.bincount(codes[known] * 2 + yk, minlength=2 * levels).reshape(-1, 2)
+            seen = counts.sum(axis=1) > 0
+            pure = bool(((counts[seen] > 0).sum(axis=1) == 1).all())
+            leak = pure and int(seen.sum()) <= max(2, known.sum() // 20)
         else:
             xk = column.to_numpy()[known]
             bad, good = xk[yk == 1], xk[yk == 0]

@@ -247,6 +247,8 @@ def tune(
         )
         trial.set_user_attr("best_iteration", fitted.best_iteration)
         trial.set_user_attr("curve", curve)
+        # Boosted with the validation set (the pruning callback reads it every round).
+        assert fitted.valid_raw is not None
         return float(scorer(y_valid, fitted.valid_raw))
 
     def after(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:

@@ -12,6 +12,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from tests.training.helpers import credit_splits
+from training.models import encoding as encoding_module
 from training.models.calibration import PD_FLOOR, fit_calibration
 from training.models.encoding import FeatureSpec, encode, feature_specs
 from training.models.lightgbm import LightGBMFit, fit_lightgbm, lightgbm_params, raw_predict
@@ -250,13 +251,52 @@ def test_lightgbm_fit_matches_bare_lightgbm_train(rounds: int, patience: int) ->
     assert 0 < fit.best_iteration == expected_trees
     if patience and patience < rounds:  # (25, 40): the rounds run out before the patience
         assert fit.best_iteration < rounds, "the case must really stop early"
+    # Fixed rounds boost train alone, as bare lgb.train does; stopping early needs valid.
+    assert (fit.valid_raw is None) == (patience == 0)
     x_valid = encode(splits.valid.features, specs)
+    held = fit.valid_probabilities(x_valid)
     np.testing.assert_allclose(
-        fit.valid_raw, bare.predict(x_valid, num_iteration=expected_trees), rtol=0, atol=1e-12
+        held, bare.predict(x_valid, num_iteration=expected_trees), rtol=0, atol=1e-12
     )
-    np.testing.assert_allclose(
-        fit.valid_raw, raw_predict(fit.model_text, x_valid), rtol=0, atol=1e-12
-    )
+    np.testing.assert_allclose(held, raw_predict(fit.model_text, x_valid), rtol=0, atol=1e-12)
+
+
+def test_predictions_of_a_remembered_matrix_are_kept_for_the_last_model_only() -> None:
+    """raw_predict keeps the last model's probabilities of an `encoded` matrix (the job
+    predicts the validation split for the cut-off and again for the evidence), never of
+    a writeable array, and forgets them with the matrix."""
+    import gc
+
+    from training.models import lightgbm as lgb_module
+
+    splits = credit_splits()
+    specs = feature_specs(splits.train.features, splits.train.categorical, splits.train.integer)
+    params = lightgbm_params({"num_threads": 2}, specs=specs, monotone={}, seed=3)
+
+    def model(rounds: int) -> str:
+        return fit_lightgbm(
+            splits.train, splits.valid, specs=specs, params=params,
+            num_boost_round=rounds, early_stopping_rounds=0,
+        ).model_text  # fmt: skip
+
+    short, long = model(5), model(30)
+    frame = splits.valid.features.copy()
+    x = encoding_module.encoded(frame, specs)
+    first = raw_predict(short, x)
+    assert raw_predict(short, x) is first  # kept
+    np.testing.assert_array_equal(first, lgb.Booster(model_str=short).predict(x))
+    other = raw_predict(long, x)  # another model: predicted, and now the kept one
+    np.testing.assert_array_equal(other, lgb.Booster(model_str=long).predict(x))
+    assert raw_predict(long, x) is other and raw_predict(short, x) is not first
+    with pytest.raises(ValueError, match="read-only"):
+        other[0] = 0.5
+    plain = encode(frame, specs)  # writeable: could change, so never kept
+    assert raw_predict(short, plain) is not raw_predict(short, plain)
+    key = id(x)
+    assert key in lgb_module._PREDICTED
+    del x, frame
+    gc.collect()
+    assert key not in lgb_module._PREDICTED
 
 
 def test_encoded_matrices_are_computed_once_per_frame_and_dropped_with_it() -> None:
@@ -269,11 +309,15 @@ def test_encoded_matrices_are_computed_once_per_frame_and_dropped_with_it() -> N
     specs = feature_specs(splits.train.features, splits.train.categorical, splits.train.integer)
     first = encoding.encoded(frame, specs)
     assert encoding.encoded(frame, list(specs)) is first  # equal specs, same matrix
+    # Specs are remembered per frame too, and equal a fresh computation.
+    cats, ints = splits.valid.categorical, splits.valid.integer
+    assert feature_specs(frame, cats, ints) is feature_specs(frame, list(cats), list(ints))
+    assert feature_specs(frame, cats, ints) == encoding._feature_specs(frame, cats, ints)
     np.testing.assert_array_equal(first, encode(frame, specs))
     with pytest.raises(ValueError, match="read-only"):
         first[0, 0] = 1.0
     key = id(frame)
-    assert key in encoding._ENCODED
+    assert key in encoding._ENCODED and key in encoding._SPECS
     del frame
     gc.collect()
-    assert key not in encoding._ENCODED
+    assert key not in encoding._ENCODED and key not in encoding._SPECS

@@ -11,7 +11,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -34,10 +34,30 @@ class FeatureSpec:
         return out
 
 
+#: Specs by the id of the frame they came from, then by the (categorical, integer) names.
+_SPECS: dict[int, dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[FeatureSpec, ...]]] = {}
+
+
 def feature_specs(
     features: pd.DataFrame, categorical: Sequence[str], integer: Sequence[str] = ()
 ) -> tuple[FeatureSpec, ...]:
-    """One spec per column, levels sorted so the codes do not depend on row order."""
+    """One spec per column, levels sorted so the codes do not depend on row order.
+
+    Remembered for as long as `features` lives, as `encoded` remembers matrices: the
+    job asks for the train split's specs while preparing, tuning and fitting, and a
+    Dataset's frames are never changed after loading.
+    """
+    key = (tuple(categorical), tuple(integer))
+    per_frame = _per_frame(_SPECS, features)
+    specs = per_frame.get(key)
+    if specs is None:
+        specs = per_frame[key] = _feature_specs(features, categorical, integer)
+    return specs
+
+
+def _feature_specs(
+    features: pd.DataFrame, categorical: Sequence[str], integer: Sequence[str]
+) -> tuple[FeatureSpec, ...]:
     specs = []
     for name in features.columns:
         if name in categorical:
@@ -85,13 +105,23 @@ def encoded(frame: pd.DataFrame, specs: Sequence[FeatureSpec]) -> NDArray[np.flo
     loading, so the matrix is remembered (read-only) and dropped with the frame.
     """
     key = tuple(specs)
-    per_frame = _ENCODED.get(id(frame))
-    if per_frame is None:
-        per_frame = _ENCODED[id(frame)] = {}
-        weakref.finalize(frame, _ENCODED.pop, id(frame), None)
+    per_frame = _per_frame(_ENCODED, frame)
     matrix = per_frame.get(key)
     if matrix is None:
         matrix = encode(frame, key)
         matrix.flags.writeable = False
         per_frame[key] = matrix
     return matrix
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _per_frame(store: dict[int, dict[_K, _V]], frame: pd.DataFrame) -> dict[_K, _V]:
+    """`store`'s entries for `frame` (by id), removed from `store` when `frame` is freed."""
+    per_frame = store.get(id(frame))
+    if per_frame is None:
+        per_frame = store[id(frame)] = {}
+        weakref.finalize(frame, store.pop, id(frame), None)
+    return per_frame

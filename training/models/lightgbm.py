@@ -8,6 +8,7 @@ Categorical features use LightGBM's own categorical splits on level codes.
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +55,16 @@ class LightGBMFit:
     model_text: str  # native text model, trimmed to the best iteration
     best_iteration: int
     params: Mapping[str, Any]
-    valid_raw: NDArray[np.float64]  # uncalibrated validation probabilities
+    #: Uncalibrated validation probabilities LightGBM kept while boosting with the
+    #: validation set; None when nothing read the validation set per round (fixed rounds,
+    #: no callbacks), so it was not boosted along: `valid_probabilities` predicts it then.
+    valid_raw: NDArray[np.float64] | None
+
+    def valid_probabilities(self, x_valid: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The validation probabilities: kept from boosting, else predicted once now."""
+        return (
+            self.valid_raw if self.valid_raw is not None else raw_predict(self.model_text, x_valid)
+        )
 
 
 def lightgbm_params(
@@ -92,16 +102,18 @@ def fit_lightgbm(
 ) -> LightGBMFit:
     """Boost on train, stop early on valid, return the trimmed text model.
 
-    `early_stopping_rounds=0` turns early stopping off: exactly `num_boost_round` rounds,
-    and no validation metric is computed per round (nothing would read it), which is what
-    a fixed-round refit wants. With early stopping on, the model is trimmed to the best
-    validation iteration.
+    `early_stopping_rounds=0` turns early stopping off: exactly `num_boost_round` rounds.
+    With no callbacks either, nothing reads the validation set per round, so it is not
+    boosted along at all: keeping its scores up to date costs about a tenth of the
+    boosting, more than predicting it once afterwards where the probabilities are needed
+    (`LightGBMFit.valid_probabilities`, which the job's scoring of the splits then reuses).
+    This is what `lightgbm.train` with no validation set does. With early stopping on,
+    the model is trimmed to the best validation iteration.
 
-    The cost beyond `lightgbm.train` itself is kept to encoding the frames: the training
-    booster is kept (`keep_training_booster`) instead of being copied through a model
-    string, and the validation probabilities that calibration and the cut-off need are
-    the scores LightGBM already keeps for the validation set, read once after training
-    (after taking back the rounds early stopping ran past the best one).
+    Beyond `lightgbm.train` itself: the training booster is kept (`keep_training_booster`)
+    instead of being copied through a model string, and when boosting with the
+    validation set, its probabilities are the scores LightGBM already keeps for it, read
+    once after training (after taking back the rounds early stopping ran past the best).
     """
     names = [s.name for s in specs]
     cats = [i for i, s in enumerate(specs) if s.kind == "categorical"]
@@ -112,16 +124,20 @@ def fit_lightgbm(
         categorical_feature=cats,
         free_raw_data=True,
     )
-    x_valid = encoded(valid.features, specs)
-    valid_set = lgb.Dataset(x_valid, label=valid.target, reference=train_set)
     stopping = early_stopping_rounds > 0
+    with_valid = stopping or bool(callbacks)
     booster_params = dict(params) if stopping else {**params, "metric": "None"}
+    valid_sets = (
+        [lgb.Dataset(encoded(valid.features, specs), label=valid.target, reference=train_set)]
+        if with_valid
+        else []
+    )
     booster = lgb.train(
         booster_params,
         train_set,
         num_boost_round=num_boost_round,
-        valid_sets=[valid_set],
-        valid_names=["valid"],
+        valid_sets=valid_sets,
+        valid_names=["valid"] if with_valid else None,
         callbacks=[
             *(
                 [lgb.early_stopping(early_stopping_rounds, first_metric_only=True, verbose=False)]
@@ -139,7 +155,7 @@ def fit_lightgbm(
         # takes them out of the scores LightGBM keeps, which is far cheaper than
         # predicting the validation split again with the kept trees.
         booster.rollback_one_iter()
-    valid_raw = _valid_scores(booster)
+    valid_raw = _valid_scores(booster) if with_valid else None
     return LightGBMFit(
         model_text=booster.model_to_string(num_iteration=best),
         best_iteration=int(best),
@@ -173,9 +189,31 @@ def booster_of(model_text: str) -> lgb.Booster:
     return lgb.Booster(model_str=model_text)
 
 
+#: The last model's probabilities for each remembered matrix, by the matrix's id.
+_PREDICTED: dict[int, tuple[str, NDArray[np.float64]]] = {}
+
+
 def raw_predict(model_text: str, x: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Uncalibrated probability from a text model (what the served model also does)."""
-    return np.asarray(booster_of(model_text).predict(x), dtype=np.float64)
+    """Uncalibrated probability from a text model (what the served model also does).
+
+    A job predicts each split's remembered matrix (`encoding.encoded`: owned, read-only,
+    never changed) more than once with the same model: the validation split for
+    calibration and the cut-off, then every split for the evidence. The last model's
+    probabilities for such a matrix are kept (read-only) for as long as the matrix
+    lives; any other array is predicted every time.
+    """
+    remembered = x.base is None and not x.flags.writeable
+    if remembered:
+        hit = _PREDICTED.get(id(x))
+        if hit is not None and hit[0] == model_text:
+            return hit[1]
+    p = np.asarray(booster_of(model_text).predict(x), dtype=np.float64)
+    if remembered:
+        if id(x) not in _PREDICTED:
+            weakref.finalize(x, _PREDICTED.pop, id(x), None)
+        p.flags.writeable = False
+        _PREDICTED[id(x)] = (model_text, p)
+    return p
 
 
 #: LightGBM's own per-iteration metric that moves with each tunable registry metric, so

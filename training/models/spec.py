@@ -9,20 +9,29 @@ in-process so the job can measure the model it is about to register.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from training.data import Dataset
 from training.models.calibration import Calibration, fit_calibration
 from training.models.encoding import FeatureSpec, encoded, feature_specs
 from training.models.policy import DecisionRule, ScoreScale, choose_threshold, decision_labels
 from training.models.scorecard import Characteristic, ScorecardFit
 from training.split import Splits
 
-__all__ = ["STATE_FORMAT", "ModelSpec", "fit_model", "spec_from_state"]
+__all__ = [
+    "STATE_FORMAT",
+    "BaseFit",
+    "ModelSpec",
+    "finish_model",
+    "fit_base",
+    "fit_model",
+    "spec_from_state",
+]
 
 #: Bumped whenever the state JSON changes shape; the served model checks it.
 STATE_FORMAT = "creditgov-scoring/1"
@@ -89,6 +98,125 @@ class ModelSpec:
         return out
 
 
+@dataclass(frozen=True)
+class BaseFit:
+    """The base model as boosting (or the scorecard's regression) left it: not calibrated,
+    no cut-off yet. `finish_model` turns it into the ModelSpec that gets logged."""
+
+    model_type: Literal["lightgbm", "scorecard"]
+    features: tuple[FeatureSpec, ...]
+    params: Mapping[str, Any]
+    best_iteration: int | None = None
+    model_text: str | None = None
+    characteristics: tuple[Characteristic, ...] = ()
+    intercept: float = 0.0
+    #: validation probabilities the fit already holds; None: predict them when needed
+    valid_raw: NDArray[np.float64] | None = None
+
+
+def fit_base(
+    splits: Splits,
+    *,
+    model_type: Literal["lightgbm", "scorecard"],
+    params: Mapping[str, Any],
+    monotone: Mapping[str, int],
+    seed: int = 0,
+    callbacks: Sequence[Callable[[Any], None]] = (),
+    specs: Sequence[FeatureSpec] | None = None,
+) -> BaseFit:
+    """Fit the base model on train (stopping early on valid when the params say so).
+
+    `specs`: the train split's feature specs when the caller has them already
+    (`feature_specs` of the same split gives the same ones).
+    """
+    train, valid = splits.train, splits.valid
+    features = (
+        tuple(specs)
+        if specs is not None
+        else feature_specs(train.features, train.categorical, train.integer)
+    )
+    if model_type == "lightgbm":
+        from training.models.lightgbm import fit_lightgbm, lightgbm_params, training_rounds
+
+        rounds, patience = training_rounds(params)
+        fitted = fit_lightgbm(
+            train,
+            valid,
+            specs=features,
+            params=lightgbm_params(params, specs=features, monotone=monotone, seed=seed),
+            num_boost_round=rounds,
+            early_stopping_rounds=patience,
+            callbacks=callbacks,
+        )
+        return BaseFit(
+            model_type=model_type,
+            features=features,
+            params=fitted.params,
+            best_iteration=fitted.best_iteration,
+            model_text=fitted.model_text,
+            valid_raw=fitted.valid_raw,
+        )
+    from training.models.scorecard import fit_scorecard
+
+    card = fit_scorecard(train, valid, params=params, monotone=monotone, seed=seed)
+    return BaseFit(
+        model_type=model_type,
+        features=features,
+        params=dict(params),
+        characteristics=card.characteristics,
+        intercept=card.intercept,
+        valid_raw=card.valid_raw,
+    )
+
+
+def finish_model(
+    base: BaseFit,
+    valid: Dataset,
+    *,
+    task: str,
+    calibration: Literal["none", "isotonic", "sigmoid"],
+    score: ScoreScale,
+    decision_rule: Literal["threshold", "approval_rate", "cost"],
+    threshold: float = 0.5,
+    approval_rate: float | None = None,
+    cost_false_negative: float | None = None,
+    cost_false_positive: float | None = None,
+) -> ModelSpec:
+    """Calibration and the decision cut-off on the validation split, then the ModelSpec.
+
+    A modelling step of its own after the fit: the validation probabilities come from the
+    fit when it boosted with the validation set, else they are predicted here (once: the
+    job's scoring of the validation split reuses them).
+    """
+    spec = ModelSpec(
+        task=task,
+        model_type=base.model_type,
+        features=base.features,
+        calibration=Calibration("none"),
+        score=score,
+        decision=DecisionRule(threshold=0.5, rule=decision_rule, labels=decision_labels(task)),
+        params=base.params,
+        best_iteration=base.best_iteration,
+        model_text=base.model_text,
+        characteristics=base.characteristics,
+        intercept=base.intercept,
+    )
+    valid_raw = (
+        base.valid_raw if base.valid_raw is not None else spec.raw_probability(valid.features)
+    )
+    calibrator = fit_calibration(calibration, valid_raw, valid.target)
+    cut = choose_threshold(
+        decision_rule,
+        calibrator.apply(valid_raw),
+        valid.target,
+        threshold=threshold,
+        approval_rate=approval_rate,
+        cost_false_negative=cost_false_negative,
+        cost_false_positive=cost_false_positive,
+    )
+    return replace(spec, calibration=calibrator, decision=replace(spec.decision, threshold=cut))
+
+
 def fit_model(
     splits: Splits,
     *,
@@ -107,61 +235,21 @@ def fit_model(
     callbacks: Sequence[Callable[[Any], None]] = (),
 ) -> ModelSpec:
     """Fit the base model on train, then calibration and the decision cut-off on valid."""
-    train, valid = splits.train, splits.valid
-    specs = feature_specs(train.features, train.categorical, train.integer)
-    best_iteration: int | None = None
-    model_text: str | None = None
-    characteristics: tuple[Characteristic, ...] = ()
-    intercept = 0.0
-    if model_type == "lightgbm":
-        from training.models.lightgbm import fit_lightgbm, lightgbm_params, training_rounds
-
-        rounds, patience = training_rounds(params)
-        fitted = fit_lightgbm(
-            train,
-            valid,
-            specs=specs,
-            params=lightgbm_params(params, specs=specs, monotone=monotone, seed=seed),
-            num_boost_round=rounds,
-            early_stopping_rounds=patience,
-            callbacks=callbacks,
-        )
-        valid_raw, model_text, best_iteration = (
-            fitted.valid_raw,
-            fitted.model_text,
-            fitted.best_iteration,
-        )
-        used_params: Mapping[str, Any] = fitted.params
-    else:
-        from training.models.scorecard import fit_scorecard
-
-        card = fit_scorecard(train, valid, params=params, monotone=monotone, seed=seed)
-        valid_raw, characteristics, intercept = card.valid_raw, card.characteristics, card.intercept
-        used_params = dict(params)
-
-    calibrator = fit_calibration(calibration, valid_raw, valid.target)
-    p_valid = calibrator.apply(valid_raw)
-    cut = choose_threshold(
-        decision_rule,
-        p_valid,
-        valid.target,
+    base = fit_base(
+        splits, model_type=model_type, params=params, monotone=monotone, seed=seed,
+        callbacks=callbacks,
+    )  # fmt: skip
+    return finish_model(
+        base,
+        splits.valid,
+        task=task,
+        calibration=calibration,
+        score=score,
+        decision_rule=decision_rule,
         threshold=threshold,
         approval_rate=approval_rate,
         cost_false_negative=cost_false_negative,
         cost_false_positive=cost_false_positive,
-    )
-    return ModelSpec(
-        task=task,
-        model_type=model_type,
-        features=specs,
-        calibration=calibrator,
-        score=score,
-        decision=DecisionRule(threshold=cut, rule=decision_rule, labels=decision_labels(task)),
-        params=used_params,
-        best_iteration=best_iteration,
-        model_text=model_text,
-        characteristics=characteristics,
-        intercept=intercept,
     )
 
 
