@@ -230,11 +230,15 @@ def _bare_booster(splits: Splits, fit: LightGBMFit, rounds: int, patience: int) 
     )
 
 
-@pytest.mark.parametrize(("rounds", "patience"), [(60, 0), (400, 10), (25, 40)])
-def test_lightgbm_fit_matches_bare_lightgbm_train(rounds: int, patience: int) -> None:
+@pytest.mark.parametrize(
+    ("rounds", "patience", "scores"),
+    [(60, 0, True), (400, 10, True), (400, 10, False), (25, 40, True)],
+)
+def test_lightgbm_fit_matches_bare_lightgbm_train(rounds: int, patience: int, scores: bool) -> None:
     """Early stopping off: exactly `rounds` trees, as bare `lgb.train` without a valid set.
-    On: trimmed to LightGBM's own best iteration. Either way the validation probabilities
-    the fit hands to calibration equal a fresh prediction of the kept trees."""
+    On: trimmed to LightGBM's own best iteration, whether or not the validation scores
+    LightGBM kept are read (`valid_scores`). Either way the validation probabilities the
+    fit hands to calibration equal a fresh prediction of the kept trees."""
     splits = credit_splits()
     specs = feature_specs(splits.train.features, splits.train.categorical, splits.train.integer)
     params = lightgbm_params({"num_threads": 2}, specs=specs, monotone={}, seed=3)
@@ -245,6 +249,7 @@ def test_lightgbm_fit_matches_bare_lightgbm_train(rounds: int, patience: int) ->
         params=params,
         num_boost_round=rounds,
         early_stopping_rounds=patience,
+        valid_scores=scores,
     )
     bare = _bare_booster(splits, fit, rounds, patience)
     expected_trees = bare.best_iteration if patience else rounds
@@ -252,7 +257,7 @@ def test_lightgbm_fit_matches_bare_lightgbm_train(rounds: int, patience: int) ->
     if patience and patience < rounds:  # (25, 40): the rounds run out before the patience
         assert fit.best_iteration < rounds, "the case must really stop early"
     # Fixed rounds boost train alone, as bare lgb.train does; stopping early needs valid.
-    assert (fit.valid_raw is None) == (patience == 0)
+    assert (fit.valid_raw is None) == (patience == 0 or not scores)
     x_valid = encode(splits.valid.features, specs)
     held = fit.valid_probabilities(x_valid)
     np.testing.assert_allclose(

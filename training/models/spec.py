@@ -147,6 +147,8 @@ def fit_base(
             num_boost_round=rounds,
             early_stopping_rounds=patience,
             callbacks=callbacks,
+            # finish_model predicts valid once; the evidence reuses that prediction.
+            valid_scores=False,
         )
         return BaseFit(
             model_type=model_type,
