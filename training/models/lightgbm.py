@@ -101,25 +101,21 @@ def fit_lightgbm(
     callbacks: Sequence[Callable[[Any], None]] = (),
     valid_scores: bool = True,
 ) -> LightGBMFit:
-    """Boost on train, stop early on valid, return the trimmed text model.
+    """Boost on train, stop early on valid, return the text model trimmed to the best round.
 
-    `valid_scores=False`: the caller predicts the validation split itself later (the
-    job's calibration step does, and its evidence reuses that prediction), so the
-    scores LightGBM keeps for it are not read and the rounds past the best are not taken
-    back, which is what `lightgbm.train` with early stopping does.
+    The validation split is boosted along only when something reads it per round (early
+    stopping, callbacks): with fixed rounds and no callbacks this is `lightgbm.train` with
+    no validation set, as keeping its scores current costs about a tenth of the boosting.
 
-    `early_stopping_rounds=0` turns early stopping off: exactly `num_boost_round` rounds.
-    With no callbacks either, nothing reads the validation set per round, so it is not
-    boosted along at all: keeping its scores up to date costs about a tenth of the
-    boosting, more than predicting it once afterwards where the probabilities are needed
-    (`LightGBMFit.valid_probabilities`, which the job's scoring of the splits then reuses).
-    This is what `lightgbm.train` with no validation set does. With early stopping on,
-    the model is trimmed to the best validation iteration.
+    `valid_scores`: hand back the probabilities LightGBM keeps for the validation split
+    (after taking back the rounds early stopping ran past the best), which tuning trials
+    score. The job's final fit passes False: its calibration step predicts the split
+    once and the evidence reuses that prediction (`raw_predict`), so the fit does what
+    `lightgbm.train` with early stopping does and no more. `valid_raw` is None then, as
+    with no validation set; `LightGBMFit.valid_probabilities` predicts it.
 
-    Beyond `lightgbm.train` itself: the training booster is kept (`keep_training_booster`)
-    instead of being copied through a model string, and when boosting with the
-    validation set, its probabilities are the scores LightGBM already keeps for it, read
-    once after training (after taking back the rounds early stopping ran past the best).
+    The training booster is kept (`keep_training_booster`) instead of being copied
+    through a model string.
     """
     names = [s.name for s in specs]
     cats = [i for i, s in enumerate(specs) if s.kind == "categorical"]

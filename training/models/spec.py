@@ -122,19 +122,10 @@ def fit_base(
     monotone: Mapping[str, int],
     seed: int = 0,
     callbacks: Sequence[Callable[[Any], None]] = (),
-    specs: Sequence[FeatureSpec] | None = None,
 ) -> BaseFit:
-    """Fit the base model on train (stopping early on valid when the params say so).
-
-    `specs`: the train split's feature specs when the caller has them already
-    (`feature_specs` of the same split gives the same ones).
-    """
+    """Fit the base model on train (stopping early on valid when the params say so)."""
     train, valid = splits.train, splits.valid
-    features = (
-        tuple(specs)
-        if specs is not None
-        else feature_specs(train.features, train.categorical, train.integer)
-    )
+    features = feature_specs(train.features, train.categorical, train.integer)
     if model_type == "lightgbm":
         from training.models.lightgbm import fit_lightgbm, lightgbm_params, training_rounds
 
@@ -187,8 +178,8 @@ def finish_model(
     """Calibration and the decision cut-off on the validation split, then the ModelSpec.
 
     A modelling step of its own after the fit: the validation probabilities come from the
-    fit when it boosted with the validation set, else they are predicted here (once: the
-    job's scoring of the validation split reuses them).
+    fit when it holds them (the scorecard's does), else they are predicted here, once:
+    the job's scoring of the validation split for the evidence reuses them.
     """
     spec = ModelSpec(
         task=task,
