@@ -41,7 +41,12 @@ from creditgov.config import JobConfig, load_config
 from evaluation.metrics import get_metric
 from training.data import Dataset
 from training.models.encoding import FeatureSpec, encode, feature_specs
-from training.models.lightgbm import lightgbm_params, raw_predict, training_rounds
+from training.models.lightgbm import (
+    dataset_columns,
+    lightgbm_params,
+    raw_predict,
+    training_rounds,
+)
 from training.models.spec import BaseFit
 from training.split import Splits
 from training.synthetic import make_credit, write_table
@@ -160,11 +165,11 @@ class BareInputs:
 
     @property
     def names(self) -> list[str]:
-        return [s.name for s in self.specs]
+        return dataset_columns(self.specs)[0]
 
     @property
     def categorical(self) -> list[int]:
-        return [i for i, s in enumerate(self.specs) if s.kind == "categorical"]
+        return dataset_columns(self.specs)[1]
 
 
 def bare_inputs(config: JobConfig, splits: Splits) -> BareInputs:

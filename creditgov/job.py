@@ -179,14 +179,13 @@ def _check_lightgbm_params(config: JobConfig, train: Dataset, specs: Sequence[Fe
     """
     import lightgbm as lgb
 
-    from training.models.lightgbm import lightgbm_params
+    from training.models.lightgbm import dataset_columns, lightgbm_params
 
     rows = np.concatenate(
         [np.flatnonzero(train.target == label)[:PARAM_CHECK_ROWS] for label in (0, 1)]
     )
     x, y = encode(train.features.iloc[rows], specs), train.target[rows]
-    names = [s.name for s in specs]
-    cats = [i for i, s in enumerate(specs) if s.kind == "categorical"]
+    names, cats = dataset_columns(specs)
     for key, user in _param_checks(config):
         params = lightgbm_params(
             user, specs=specs, monotone=config.model.monotone, seed=config.seed

@@ -522,9 +522,8 @@ def _refuse_leaks(
             levels = int(codes.max()) + 1  # every code stands for a level some row has
             # Rows per (level, class): a level is pure when only one class has rows.
             counts = np.bincount(codes[known] * 2 + yk, minlength=2 * levels).reshape(-1, 2)
-            seen = counts.sum(axis=1) > 0
-            pure = bool(((counts[seen] > 0).sum(axis=1) == 1).all())
-            leak = pure and int(seen.sum()) <= max(2, known.sum() // 20)
+            pure = bool(((counts > 0).sum(axis=1) == 1).all())
+            leak = pure and levels <= max(2, known.sum() // 20)
         else:
             xk = column.to_numpy()[known]
             bad, good = xk[yk == 1], xk[yk == 0]

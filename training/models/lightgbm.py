@@ -24,6 +24,7 @@ __all__ = [
     "BASE_PARAMS",
     "LightGBMFit",
     "booster_of",
+    "dataset_columns",
     "fit_lightgbm",
     "lightgbm_params",
     "raw_predict",
@@ -57,14 +58,13 @@ class LightGBMFit:
     params: Mapping[str, Any]
     #: Uncalibrated validation probabilities LightGBM kept while boosting with the
     #: validation set; None when it was not boosted along (fixed rounds, no callbacks)
-    #: or its scores were not asked for: `valid_probabilities` predicts them then.
+    #: or its scores were not asked for: `raw_predict(model_text, ...)` gives them then.
     valid_raw: NDArray[np.float64] | None
 
-    def valid_probabilities(self, x_valid: NDArray[np.float64]) -> NDArray[np.float64]:
-        """The validation probabilities: kept from boosting, else predicted once now."""
-        return (
-            self.valid_raw if self.valid_raw is not None else raw_predict(self.model_text, x_valid)
-        )
+
+def dataset_columns(specs: Sequence[FeatureSpec]) -> tuple[list[str], list[int]]:
+    """`lgb.Dataset`'s `feature_name` and `categorical_feature` (indices) for `specs`."""
+    return [s.name for s in specs], [i for i, s in enumerate(specs) if s.kind == "categorical"]
 
 
 def lightgbm_params(
@@ -112,13 +112,12 @@ def fit_lightgbm(
     score. The job's final fit passes False: its calibration step predicts the split
     once and the evidence reuses that prediction (`raw_predict`), so the fit does what
     `lightgbm.train` with early stopping does and no more. `valid_raw` is None then, as
-    with no validation set; `LightGBMFit.valid_probabilities` predicts it.
+    with no validation set.
 
     The training booster is kept (`keep_training_booster`) instead of being copied
     through a model string.
     """
-    names = [s.name for s in specs]
-    cats = [i for i, s in enumerate(specs) if s.kind == "categorical"]
+    names, cats = dataset_columns(specs)
     train_set = lgb.Dataset(
         encoded(train.features, specs),
         label=train.target,
