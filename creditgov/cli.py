@@ -24,6 +24,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from creditgov.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_BREACH,
+    EXIT_REFUSED,
+    EXIT_UNEXPECTED,
+    CreditgovError,
+)
+
 app = typer.Typer(
     name="creditgov",
     help=(
@@ -38,38 +46,11 @@ app = typer.Typer(
 console = Console(stderr=False)
 errors = Console(stderr=True)
 
-EXIT_UNEXPECTED, EXIT_BAD_INPUT, EXIT_REFUSED, EXIT_BREACH = 1, 2, 3, 4
 
 
 class Kind(StrEnum):
     credit = "credit"
     fraud = "fraud"
-
-
-#: (module, class) of every error that means bad input (exit 2).
-_BAD_INPUT = (
-    ("creditgov.config", "ConfigError"),
-    ("training.data", "DataError"),
-    ("training.tuning", "TuneError"),
-    ("registry.artifacts", "ModelNotFound"),
-)
-
-
-def _bad_input_types() -> tuple[type[BaseException], ...]:
-    """The bad-input error classes of the modules loaded so far.
-
-    An error from a module that was never imported cannot have been raised, and importing
-    optuna or mlflow only to recognise a config error would cost seconds on every typo.
-    """
-    return tuple(
-        getattr(sys.modules[module], name) for module, name in _BAD_INPUT if module in sys.modules
-    )
-
-
-def _pii_leak() -> tuple[type[BaseException], ...]:
-    from registry.pii_scan import PiiLeak
-
-    return (PiiLeak,)
 
 
 #: Seconds an interrupted command waits for its other threads before it exits without them.
@@ -165,14 +146,11 @@ def validate(
 
     from creditgov.config import load_config
 
-    try:
-        cfg = load_config(config, set_ or [])
-        from creditgov.job import prepare  # only now: a config typo answers without sklearn
+    cfg = load_config(config, set_ or [])
+    from creditgov.job import prepare  # only now: a config typo answers without sklearn
 
-        with console.status("Reading and validating the data"):
-            splits = prepare(cfg, encode=False)
-    except _bad_input_types() as err:
-        raise _fail(str(err), EXIT_BAD_INPUT) from None
+    with console.status("Reading and validating the data"):
+        splits = prepare(cfg, encode=False)
     console.print(
         yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip(), highlight=False
     )
@@ -210,10 +188,7 @@ def train(
     from creditgov.config import load_config
 
     signal.signal(signal.SIGTERM, _terminate)
-    try:
-        cfg = load_config(config, set_ or [])
-    except _bad_input_types() as err:
-        raise _fail(str(err), EXIT_BAD_INPUT) from None
+    cfg = load_config(config, set_ or [])
     from creditgov.job import run  # only now: a config typo answers without sklearn
 
     bar = _RichProgress()
@@ -222,14 +197,10 @@ def train(
             joined = _join(cfg, workers, resume, bar) if workers is not None else None
             if joined is None:
                 result = run(cfg, resume=resume, progress=bar, workers=workers or 1)
-    except _bad_input_types() as err:
-        raise _fail(str(err), EXIT_BAD_INPUT) from None
     except KeyboardInterrupt:
         raise _interrupted(
             "interrupted; the MLflow run was marked KILLED and nothing was registered"
         ) from None
-    except _pii_leak() as err:  # a safety stop, not bad input: exit 1 (unexpected), one line
-        raise _fail(str(err), EXIT_UNEXPECTED) from None
     if joined is not None:
         console.print(
             f"Added {joined.trials_here} trials to study {joined.study_name!r} "
@@ -264,11 +235,8 @@ def evaluate(
     """Re-test a registered model on new labelled data: the same evidence as `train`."""
     from creditgov.checks import retest
 
-    try:
-        with console.status("Scoring, explaining and testing the batch"):
-            outcome = retest(model, data, report_dir=report)
-    except _bad_input_types() as err:
-        raise _fail(str(err), EXIT_BAD_INPUT) from None
+    with console.status("Scoring, explaining and testing the batch"):
+        outcome = retest(model, data, report_dir=report)
     summary = outcome.summary()
     _write_json(json_path, summary)
     _print_metrics(summary["metrics"])
@@ -297,11 +265,8 @@ def drift(
     """
     from creditgov.checks import check_drift
 
-    try:
-        with console.status("Comparing the batch with the training population"):
-            outcome = check_drift(model, data, report_dir=report)
-    except _bad_input_types() as err:
-        raise _fail(str(err), EXIT_BAD_INPUT) from None
+    with console.status("Comparing the batch with the training population"):
+        outcome = check_drift(model, data, report_dir=report)
     result = outcome.result
     _write_json(json_path, outcome.summary())
     table = Table(
@@ -344,12 +309,8 @@ def report_(
 ) -> None:
     """Fetch a version's reviewer files: report.html, evidence.json, model_card.md."""
     from creditgov.checks import fetch_reports
-    from registry.artifacts import ModelNotFound
 
-    try:
-        files = fetch_reports(name, version, out)
-    except ModelNotFound as err:
-        raise _fail(str(err), EXIT_BAD_INPUT) from None
+    files = fetch_reports(name, version, out)
     for path in files:
         console.print(str(path))
 
@@ -367,12 +328,6 @@ def _governance() -> tuple[Any, str]:
     from registry.tracking import identity, resolve_tracking_uri, use_tracking
 
     return use_tracking(resolve_tracking_uri(None)), identity()
-
-
-def _refused() -> tuple[type[BaseException], ...]:
-    from registry.governance import GovernanceError
-
-    return (GovernanceError,)
 
 
 @app.command()
@@ -394,13 +349,10 @@ def approve(
     from registry.governance import approve as approve_version
 
     client, actor = _governance()
-    try:
-        event = approve_version(
-            client, name, version, actor=actor, comment=comment,
-            override_gates=override_gates, justification=justification,
-        )  # fmt: skip
-    except _refused() as err:
-        raise _fail(str(err), EXIT_REFUSED) from None
+    event = approve_version(
+        client, name, version, actor=actor, comment=comment,
+        override_gates=override_gates, justification=justification,
+    )  # fmt: skip
     console.print(
         f"Approved models:/{name}/{version} as {actor}; evidence sha256 {event.details['evidence_sha256'][:16]}…"
     )
@@ -416,10 +368,7 @@ def reject(
     from registry.governance import reject as reject_version
 
     client, actor = _governance()
-    try:
-        reject_version(client, name, version, actor=actor, comment=comment)
-    except _refused() as err:
-        raise _fail(str(err), EXIT_REFUSED) from None
+    reject_version(client, name, version, actor=actor, comment=comment)
     console.print(f"Rejected models:/{name}/{version} as {actor}.")
 
 
@@ -435,10 +384,7 @@ def promote(
     from registry.governance import promote as promote_version
 
     client, actor = _governance()
-    try:
-        event = promote_version(client, name, version, actor=actor, alias=alias)
-    except _refused() as err:
-        raise _fail(str(err), EXIT_REFUSED) from None
+    event = promote_version(client, name, version, actor=actor, alias=alias)
     before = event.details.get("from")
     moved = (
         f" (was version {before}, now alias 'previous')" if before and alias == "champion" else ""
@@ -455,10 +401,7 @@ def rollback(
     from registry.governance import rollback as rollback_model
 
     client, actor = _governance()
-    try:
-        event = rollback_model(client, name, actor=actor, alias=alias)
-    except _refused() as err:
-        raise _fail(str(err), EXIT_REFUSED) from None
+    event = rollback_model(client, name, actor=actor, alias=alias)
     console.print(
         f"models:/{name}@{alias} -> version {event.version} (rolled back from {event.details.get('from')})"
     )
@@ -606,8 +549,7 @@ def score(
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
-    from registry.artifacts import ModelNotFound
-    from registry.scoring import ScoringError, score_file
+    from registry.scoring import score_file
 
     bar = Progress(
         "scoring", BarColumn(), MofNCompleteColumn(), "rows", TimeElapsedColumn(), console=console
@@ -622,10 +564,6 @@ def score(
     signal.signal(signal.SIGTERM, _terminate)
     try:
         summary = score_file(model, input_, output, chunk_rows=chunk_rows, progress=advance)
-    except (ModelNotFound, ScoringError) as err:  # the only bad input score_file reports
-        raise _fail(str(err), EXIT_BAD_INPUT) from None
-    except _refused() as err:  # model files edited or deleted since registration
-        raise _fail(str(err), EXIT_REFUSED) from None
     except KeyboardInterrupt:
         raise _interrupted(f"interrupted; {output} was not written") from None
     finally:
@@ -754,18 +692,17 @@ def _print_result(summary: dict[str, Any], tracking_uri: str) -> None:
 
 
 def main() -> None:
-    """Console-script entry point: map unexpected errors to exit code 1 with one line."""
+    """Console-script entry point: each error class to its exit code, anything else to 1."""
     # Our own progress display is enough; MLflow's per-download bars only add noise.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     try:
         app()
     except SystemExit:
         raise
+    except CreditgovError as err:  # the error's class decides the exit code (errors.py)
+        errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
+        sys.exit(err.exit_code)
     except Exception as err:  # the contract: anything unexpected exits 1 with one line
-        tracking = sys.modules.get("registry.tracking")
-        if tracking is not None and isinstance(err, tracking.TrackingUnavailable):
-            errors.print(f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True)
-            sys.exit(EXIT_BAD_INPUT)  # wrong URI, server down or bad credentials: fix and rerun
         errors.print(
             f"[bold red]unexpected error:[/] {type(err).__name__}: {escape(str(err))}",
             highlight=False,

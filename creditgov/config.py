@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from creditgov.errors import BadInput
 from evaluation.metrics import METRICS, Metric, get_metric
 
 __all__ = [
@@ -50,7 +51,7 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInput):
     """A config that cannot run; the message is one line: file, dotted key, what to do."""
 
 

@@ -19,12 +19,14 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from creditgov.errors import BadInput
+
 __all__ = ["ModelBundle", "ModelNotFound", "download_reports", "load_bundle", "resolve_version"]
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
 
 
-class ModelNotFound(ValueError):
+class ModelNotFound(BadInput):
     """The URI names no registered version; the message says how to list them."""
 
 

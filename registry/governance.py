@@ -34,6 +34,8 @@ import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from creditgov.errors import Refused
+
 __all__ = [
     "AUDIT_PREFIX",
     "AuditEvent",
@@ -62,7 +64,7 @@ GENESIS = "0" * 64
 PROMOTABLE_ALIASES = ("champion", "challenger")
 
 
-class GovernanceError(Exception):
+class GovernanceError(Refused):
     """A governance rule refused the action (exit code 3); the message says which and why."""
 
 

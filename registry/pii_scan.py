@@ -44,6 +44,8 @@ import pyarrow.compute as pc
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from creditgov.errors import CreditgovError
+
 __all__ = [
     "MIN_CHARS",
     "MIN_DIGITS",
@@ -107,7 +109,7 @@ class PiiScan:
         return f"personal data found in run {self.run_id}: values of " + "; ".join(parts)
 
 
-class PiiLeak(Exception):
+class PiiLeak(CreditgovError):
     """A scan found personal data; the message names the places, never a value."""
 
     def __init__(self, scan: PiiScan) -> None:

@@ -23,6 +23,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from creditgov.errors import BadInput
+
 __all__ = ["DEFAULT_CHUNK_ROWS", "SUFFIXES", "ScoreSummary", "ScoringError", "score_file"]
 
 DEFAULT_CHUNK_ROWS = 50_000
@@ -43,7 +45,7 @@ _ARROW_TYPES = {
 Progress = Callable[[int, int | None], None]
 
 
-class ScoringError(ValueError):
+class ScoringError(BadInput):
     """Input that cannot be scored; one line naming the file and, where known, the column."""
 
 

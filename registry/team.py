@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from creditgov.errors import CreditgovError
+
 __all__ = [
     "PERMISSIONS",
     "Stack",
@@ -54,7 +56,7 @@ PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
 ADMIN = "admin"
 
 
-class TeamError(RuntimeError):
+class TeamError(CreditgovError, RuntimeError):
     """The stack cannot be started, reached or changed as asked; the message says why."""
 
 

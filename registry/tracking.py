@@ -20,6 +20,8 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
+from creditgov.errors import BadInput
+
 __all__ = [
     "DEFAULT_URI",
     "LIBRARIES",
@@ -66,7 +68,7 @@ HTTP_RETRY_DEFAULTS = {
 }
 
 
-class TrackingUnavailable(Exception):
+class TrackingUnavailable(BadInput):
     """The tracking server cannot be reached, or refuses who we say we are (exit 2)."""
 
 

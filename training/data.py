@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from creditgov.errors import BadInput
+
 __all__ = ["DataError", "Dataset", "DroppedColumn", "load_dataset", "numeric_batch", "read_table"]
 
 log = logging.getLogger(__name__)
@@ -34,7 +36,7 @@ MAX_LEVELS = 10_000
 NUMERIC_LOOKING = 0.9
 
 
-class DataError(ValueError):
+class DataError(BadInput):
     """Data that cannot be trained on; one line naming the file and column, and the fix."""
 
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import optuna
 
+from creditgov.errors import BadInput
 from evaluation.metrics import get_metric, objective_direction
 from training.data import DataError
 from training.models.encoding import feature_specs
@@ -71,7 +72,7 @@ def _seconds(name: str, default: float) -> float:
         raise TuneError(f"${name}={text!r}: give a number of seconds") from None
 
 
-class TuneError(ValueError):
+class TuneError(BadInput):
     """A study that cannot start as asked (exists already, or cannot be resumed)."""
 
 
