@@ -34,6 +34,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 from sklearn.metrics import roc_auc_score
+from training.models.lightgbm import (
+    dataset_columns,
+    lightgbm_params,
+    raw_predict,
+    training_rounds,
+)
 
 from benchmarks import BenchResult, Samples, interleave
 from creditgov import job
@@ -41,12 +47,6 @@ from creditgov.config import JobConfig, load_config
 from evaluation.metrics import get_metric
 from training.data import Dataset
 from training.models.encoding import FeatureSpec, encode, feature_specs
-from training.models.lightgbm import (
-    dataset_columns,
-    lightgbm_params,
-    raw_predict,
-    training_rounds,
-)
 from training.models.spec import BaseFit
 from training.split import Splits
 from training.synthetic import make_credit, write_table

@@ -78,7 +78,7 @@ def _context(bundle: Any, data: Path) -> dict[str, Any]:
 
 def retest(model_uri: str, data: Path, *, report_dir: Path | None = None) -> Retest:
     """The same evidence as training, on a new labelled batch (it plays the test split)."""
-    from creditgov.job import explain_settings
+    from creditgov.stages import explain_settings
     from evaluation.drift import ReferenceProfile
     from evaluation.evidence import evaluate_batch
     from evaluation.report import write_report
@@ -86,7 +86,7 @@ def retest(model_uri: str, data: Path, *, report_dir: Path | None = None) -> Ret
     from training.models.spec import spec_from_state
 
     bundle, config = _bundle(model_uri)
-    spec = spec_from_state(bundle.state, bundle.model_text)
+    spec = spec_from_state(bundle.state, bundle.files)
     d = config.data
     dataset = load_dataset(
         data,
@@ -127,7 +127,7 @@ def check_drift(
     model_uri: str, data: Path, *, report_dir: Path | None = None, threshold: float | None = None
 ) -> DriftCheck:
     """Compare a new batch (no labels needed) with the model's training population."""
-    from creditgov.job import explain_settings
+    from creditgov.stages import explain_settings
     from evaluation.drift import ReferenceProfile, compare
     from evaluation.report import write_drift_report
     from training.data import numeric_batch, read_table
@@ -144,7 +144,7 @@ def check_drift(
         raise ConfigError(
             f"{model_uri}: the model has no reference_profile.json; retrain it with this version of creditgov"
         )
-    spec = spec_from_state(bundle.state, bundle.model_text)
+    spec = spec_from_state(bundle.state, bundle.files)
     frame = read_table(data, skip=config.data.pii)
     missing = [name for name in spec.feature_names if name not in frame.columns]
     if missing:

@@ -7,12 +7,14 @@ imported inside the commands so `creditgov --help` answers at once.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
@@ -32,7 +34,33 @@ from creditgov.errors import (
     CreditgovError,
 )
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """A Typer app whose every command maps the error family to its exit code.
+
+    The one place exit codes come from (creditgov/errors.py): a command raises the class
+    that says what went wrong; this prints its one line and exits with the class's code,
+    however the command is invoked (the console script, `python -m`, a test's runner).
+    """
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
+            @functools.wraps(function)
+            def mapped(*a: Any, **k: Any) -> Any:
+                try:
+                    return function(*a, **k)
+                except CreditgovError as err:
+                    raise _fail(str(err), err.exit_code) from None
+
+            register(mapped)
+            return function
+
+        return decorator
+
+
+app = _App(
     name="creditgov",
     help=(
         "Train, tune, test and govern credit-scoring and fraud models on MLflow.\n\n"
@@ -45,7 +73,6 @@ app = typer.Typer(
 )
 console = Console(stderr=False)
 errors = Console(stderr=True)
-
 
 
 class Kind(StrEnum):
@@ -147,10 +174,10 @@ def validate(
     from creditgov.config import load_config
 
     cfg = load_config(config, set_ or [])
-    from creditgov.job import prepare  # only now: a config typo answers without sklearn
+    from creditgov.stages import prepare  # only now: a config typo answers without sklearn
 
     with console.status("Reading and validating the data"):
-        splits = prepare(cfg, encode=False)
+        splits = prepare(cfg)
     console.print(
         yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).rstrip(), highlight=False
     )
@@ -317,9 +344,7 @@ def report_(
 
 # ----------------------------------------------------------------------------- governance
 
-models_app = typer.Typer(
-    help="What is registered: champions, challengers, versions and their status."
-)
+models_app = _App(help="What is registered: champions, challengers, versions and their status.")
 app.add_typer(models_app, name="models")
 
 

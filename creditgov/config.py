@@ -123,10 +123,19 @@ class SplitConfig(_Strict):
 
 
 class ModelConfig(_Strict):
-    type: Literal["lightgbm", "scorecard"] = "lightgbm"
+    type: str = "lightgbm"  # a model kind: a module of training/models/kinds/
     params: dict[str, Any] = Field(default_factory=dict)
     monotone: dict[str, Literal[-1, 1]] = Field(default_factory=dict)
     calibration: Literal["none", "isotonic", "sigmoid"] = "none"
+
+    @field_validator("type")
+    @classmethod
+    def _kind_is_registered(cls, value: str) -> str:
+        from training.models.registry import kind_names
+
+        if value not in kind_names():
+            raise ValueError(f"{value!r} is no model kind; use one of {', '.join(kind_names())}")
+        return value
 
 
 class SearchParam(_Strict):

@@ -95,23 +95,11 @@ def _open(config: JobConfig, *, seed: int) -> Any:
 
 
 def tune_job(config: JobConfig, study: Any, splits: Any, hooks: list[Any]) -> Any:
-    """The config's search on `study`: the same call in the job and in every worker."""
-    from training.tuning import tune
+    """The config's search on `study` from freshly prepared splits (a worker's, a joiner's)."""
+    from creditgov.stages import tune_splits
+    from training.models.registry import get_kind
 
-    tuning = config.tuning
-    return tune(
-        splits,
-        model_type=config.model.type,
-        base_params=config.model.params,
-        monotone=config.model.monotone,
-        search_space={k: v.model_dump() for k, v in tuning.search_space.items()},
-        metric=tuning.metric,
-        study=study,
-        n_trials=tuning.n_trials,
-        timeout_s=tuning.timeout_s,
-        seed=config.seed,
-        hooks=hooks,
-    )
+    return tune_splits(config, study, get_kind(config.model.type).inputs(splits), hooks)
 
 
 def _trial_logger(config: JobConfig, uri: str, run_id: str, experiment_id: str) -> Any:
@@ -208,14 +196,14 @@ def join_running_study(
     """If another job's study is running, add trials to it from here and return; else None."""
     import optuna
 
-    from creditgov.job import prepare
+    from creditgov.stages import prepare
     from registry.tracking import resolve_tracking_uri
-    from training.tuning import WORKER_ATTR, _storage, study_counts
+    from training.tuning import WORKER_ATTR, rdb_storage, study_counts
 
     tuning = config.tuning
     if resume or tuning.storage is None or tuning.study_name is None or tuning.n_trials == 0:
         return None
-    backend = _storage(tuning.storage)
+    backend = rdb_storage(tuning.storage)
     assert backend is not None
     summaries = {s.study_name: s for s in optuna.get_all_study_summaries(backend)}
     summary = summaries.get(tuning.study_name)
@@ -266,7 +254,7 @@ def join_running_study(
 
 def main(argv: list[str]) -> int:
     """`python -m creditgov.workers CONFIG_JSON TRACKING_URI RUN_ID EXPERIMENT_ID`."""
-    from creditgov.job import prepare
+    from creditgov.stages import prepare
 
     config_file, uri, run_id, experiment_id = argv
     path = Path(config_file)

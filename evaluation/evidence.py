@@ -252,10 +252,21 @@ def evaluate(
     gates: Sequence[GateSpec],
     settings: ExplainSettings,
     seed: int = 0,
+    raw: Mapping[str, NDArray[np.float64]] | None = None,
 ) -> Evidence:
-    """Measure `spec` on every split, explain it, and apply the gates."""
+    """Measure `spec` on every split, explain it, and apply the gates.
+
+    `raw` holds the model's uncalibrated probability of each split when the caller has
+    them (the job scores every split once, `stages.fit_final`); missing ones are scored.
+    """
     train = splits.train
-    train_p = spec.probability(train.features)
+    scored = {
+        name: spec.calibration.apply(raw[name])
+        if raw is not None and name in raw
+        else spec.probability(part.features)
+        for name, part in splits.parts().items()
+    }
+    train_p = scored["train"]
     reference = build_reference(
         train.features, categorical=train.categorical, scores=train_p, bins=settings.drift_bins
     )
@@ -275,10 +286,7 @@ def evaluate(
     )
 
     parts: dict[str, SplitEvidence] = {}
-    scored: dict[str, NDArray[np.float64]] = {"train": train_p}
     for name, part in splits.parts().items():
-        if name not in scored:
-            scored[name] = spec.probability(part.features)
         parts[name] = score_split(
             spec,
             name,

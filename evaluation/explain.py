@@ -9,17 +9,12 @@ the model's explanations move in the direction the config declared.
 One sign convention throughout: a positive contribution pushes the row toward decline
 (credit) or review (fraud).
 
-* LightGBM: exact TreeSHAP from LightGBM's own ``pred_contrib`` on the encoded matrix, in
-  raw log-odds of "bad". Row sums plus ``base`` equal the raw score. It is the same
-  algorithm ``shap.TreeExplainer`` runs (a test pins the two equal), without shap's
-  overhead, and it is what the served model can compute with lightgbm alone.
-* Scorecard: a characteristic's contribution is the points the row lost against that
-  characteristic's best bin (the bin worth most points, the missing bin included), so the
-  best bin contributes 0 and every other bin a positive number. ``base`` is the score of
-  the best possible applicant (every characteristic in its best bin), and the
-  uncalibrated score is ``base - row sum``. A categorical level never seen in training
-  gets WOE 0 (see `Characteristic.transform`), which can be worth more than every bin: its
-  contribution is then negative, and the identity still holds.
+Each model kind computes its own contributions (`training/models/kinds/`, the
+`contributions` of the model protocol): LightGBM's exact TreeSHAP from ``pred_contrib``
+in raw log-odds of "bad" (the algorithm ``shap.TreeExplainer`` runs; a test pins the two
+equal), the scorecard's points lost against each characteristic's best bin, the
+logistic regression's terms against their training average. This module only reads
+them, whatever the kind.
 
 Reason-code selection (`reason_indices`) is pure numpy because the served model
 (`registry/scoring_model.py`, which may import nothing of ours) mirrors it line for line.
@@ -34,14 +29,13 @@ import io
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from training.models.encoding import encode
+from training.models.base import Contributions
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -71,82 +65,13 @@ LOW_TEXT = "{feature} is too low"
 MISSING_LEVEL = "(missing)"
 
 
-@dataclass(frozen=True)
-class Contributions:
-    """Per-row, per-feature contributions; positive = toward decline / review.
-
-    ``values`` is n x f: log-odds of "bad" for LightGBM, score points for a scorecard.
-    ``base`` is per row: LightGBM's expected raw score (raw = base + row sum), or the
-    scorecard's best possible score (score = base - row sum). The arrays are read-only:
-    evidence is not edited after it is computed.
-    """
-
-    values: NDArray[np.float64]
-    base: NDArray[np.float64]
-    features: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        # Read-only views: the caller's own arrays stay writeable, ours cannot be edited.
-        values = np.asarray(self.values, dtype=np.float64).view()
-        base = np.asarray(self.base, dtype=np.float64).view()
-        if values.ndim != 2 or values.shape[1] != len(self.features):
-            raise ValueError(
-                f"values must be rows x {len(self.features)} features, got shape {values.shape}"
-            )
-        if base.shape != (values.shape[0],):
-            raise ValueError(
-                f"base must hold one value per row ({values.shape[0]}), got {base.shape}"
-            )
-        values.flags.writeable = False
-        base.flags.writeable = False
-        object.__setattr__(self, "values", values)
-        object.__setattr__(self, "base", base)
-        object.__setattr__(self, "features", tuple(self.features))
-
-
 def contributions(spec: ModelSpec, frame: pd.DataFrame) -> Contributions:
-    """Contributions of every feature for every row of `frame`.
+    """Contributions of every feature for every row of `frame`, from the model's kind.
 
     LightGBM: the matrix is encoded once and ``pred_contrib`` called once, so explaining
     costs what LightGBM's TreeSHAP costs and almost nothing more (benchmarks/shap_cost.py).
     """
-    missing = [name for name in spec.feature_names if name not in frame.columns]
-    if missing:
-        raise ValueError(f"frame lacks the model's features {missing}")
-    if spec.model_type == "lightgbm":
-        from training.models.lightgbm import booster_of
-
-        if spec.model_text is None:
-            raise ValueError("a lightgbm ModelSpec without model_text cannot be explained")
-        booster = booster_of(spec.model_text)
-        out = np.asarray(
-            booster.predict(encode(frame, spec.features), pred_contrib=True), dtype=np.float64
-        )
-        # pred_contrib appends the expected value as the last column.
-        return Contributions(out[:, :-1], out[:, -1], spec.feature_names)
-    return _scorecard_contributions(spec, frame)
-
-
-def _scorecard_contributions(spec: ModelSpec, frame: pd.DataFrame) -> Contributions:
-    """Points below each characteristic's best bin (the same points as `points_table`).
-
-    A bin is worth ``-factor * b * woe + share`` points, with one ``share`` per
-    characteristic; ``share`` cancels in "best minus this bin", so it only enters ``base``.
-    Points are not rounded here (`points_table` rounds them to 0.01 for display).
-    """
-    chars = spec.characteristics
-    if not chars:
-        raise ValueError("a scorecard ModelSpec without characteristics cannot be explained")
-    factor = spec.score.factor
-    share = (spec.score.offset - factor * spec.intercept) / len(chars)
-    values = np.empty((len(frame), len(chars)), dtype=np.float64)
-    best_total = 0.0
-    for j, c in enumerate(chars):
-        candidates = -factor * c.coefficient * np.array([*c.woe, c.missing_woe])
-        best = float(candidates.max())
-        values[:, j] = best + factor * c.coefficient * c.transform(frame[c.name])
-        best_total += best + share
-    return Contributions(values, np.full(len(frame), best_total), tuple(c.name for c in chars))
+    return spec.contributions(frame)
 
 
 def directions(

@@ -42,6 +42,8 @@ from numpy.typing import ArrayLike, NDArray
 if TYPE_CHECKING:
     import pandas as pd
 
+    from training.tuning import Objective
+
 __all__ = [
     "METRICS",
     "Metric",
@@ -56,6 +58,7 @@ __all__ = [
     "recall_at_fpr",
     "score_bands",
     "score_metrics",
+    "tuning_objective",
 ]
 
 MetricKind = Literal["score", "decision", "evidence"]
@@ -79,11 +82,19 @@ class Metric:
     kind: MetricKind
     description: str
     fn: Callable[..., float] | None
+    #: Score metrics: LightGBM's per-round metric that moves with this one, which early
+    #: stopping and the median pruner watch while tuning on it ("auc", "binary_logloss" …).
+    early_stopping: str | None = None
 
     def __post_init__(self) -> None:
         # Invariants the gates and the tuner rely on; checked when the registry is built.
         if (self.fn is None) != (self.kind == "evidence"):
             raise ValueError(f"metric {self.name!r}: fn must be None exactly for evidence metrics")
+        if (self.early_stopping is None) != (self.kind != "score"):
+            raise ValueError(
+                f"metric {self.name!r}: a score metric names its early_stopping metric, "
+                "and only a score metric does"
+            )
         if "\n" in self.description or not self.description:
             raise ValueError(f"metric {self.name!r}: description must be one non-empty line")
 
@@ -501,8 +512,8 @@ def score_bands(y_true: ArrayLike, y_prob: ArrayLike, *, n_bands: int = 10) -> p
 # --------------------------------------------------------------------------- the registry
 
 
-def _score(name: str, greater_is_better: bool, description: str) -> Metric:
-    return Metric(name, greater_is_better, "score", description, _score_fn(name))
+def _score(name: str, greater_is_better: bool, early_stopping: str, description: str) -> Metric:
+    return Metric(name, greater_is_better, "score", description, _score_fn(name), early_stopping)
 
 
 def _decision(name: str, greater_is_better: bool, description: str) -> Metric:
@@ -514,15 +525,42 @@ def _evidence(name: str, greater_is_better: bool, description: str) -> Metric:
 
 
 _ALL: tuple[Metric, ...] = (
-    _score("auc", True, "area under the ROC curve (scikit-learn)"),
-    _score("gini", True, "Gini coefficient, 2 * auc - 1"),
-    _score("ks", True, "two-sample KS distance between score distributions of bads and goods"),
-    _score("brier", False, "Brier score: mean squared error of the predicted probability"),
-    _score("log_loss", False, "binary cross-entropy of the predicted probability (scikit-learn)"),
-    _score("ece", False, "expected calibration error over 10 equal-width probability bins"),
-    _score("average_precision", True, "area under the precision-recall curve (scikit-learn)"),
-    _score("recall_at_1pct_fpr", True, "largest recall with false-positive rate <= 1%"),
-    _score("precision_at_top_1pct", True, "precision among the 1% highest-risk rows"),
+    _score("auc", True, "auc", "area under the ROC curve (scikit-learn)"),
+    _score("gini", True, "auc", "Gini coefficient, 2 * auc - 1"),
+    _score(
+        "ks", True, "auc", "two-sample KS distance between score distributions of bads and goods"
+    ),
+    _score(
+        "brier",
+        False,
+        "binary_logloss",
+        "Brier score: mean squared error of the predicted probability",
+    ),
+    _score(
+        "log_loss",
+        False,
+        "binary_logloss",
+        "binary cross-entropy of the predicted probability (scikit-learn)",
+    ),
+    _score(
+        "ece",
+        False,
+        "binary_logloss",
+        "expected calibration error over 10 equal-width probability bins",
+    ),
+    _score(
+        "average_precision",
+        True,
+        "average_precision",
+        "area under the precision-recall curve (scikit-learn)",
+    ),
+    _score("recall_at_1pct_fpr", True, "auc", "largest recall with false-positive rate <= 1%"),
+    _score(
+        "precision_at_top_1pct",
+        True,
+        "average_precision",
+        "precision among the 1% highest-risk rows",
+    ),
     # approval_rate / decline_rate are policy choices; their direction is nominal and
     # gates should bound them with explicit min / max.
     _decision("approval_rate", True, "share of rows approved (y_prob < threshold)"),
@@ -578,3 +616,13 @@ def objective_direction(name: str) -> Literal["maximize", "minimize"]:
             f"score metrics: {scores}"
         )
     return "maximize" if metric.greater_is_better else "minimize"
+
+
+def tuning_objective(name: str) -> Objective:
+    """What the tuner optimises for ``tuning.metric: name`` (a score metric only)."""
+    from training.tuning import Objective
+
+    metric = get_metric(name)
+    direction = objective_direction(name)
+    assert metric.fn is not None and metric.early_stopping is not None
+    return Objective(name, direction, metric.fn, metric.early_stopping)

@@ -36,7 +36,8 @@ class ModelBundle:
     version: str
     run_id: str
     state: dict[str, Any]
-    model_text: str | None
+    #: The model kind's text files by artifact name (LightGBM: {"booster": <model.txt>}).
+    files: dict[str, str]
     reference: dict[str, Any] | None
     config: dict[str, Any] | None
     tags: dict[str, str]
@@ -68,9 +69,14 @@ def load_bundle(client: MlflowClient, uri: str) -> ModelBundle:
     with tempfile.TemporaryDirectory(prefix="creditgov-bundle-") as tmp:
         local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
         state = json.loads(_one(local, "state.json").read_text(encoding="utf-8"))
-        text_file = next(local.rglob("model.txt"), None)
+        named = dict((state.get("model") or {}).get("files") or {})
+        if any(Path(str(file_name)).name != file_name for file_name in named.values()):
+            raise ModelNotFound(f"models:/{name}/{version}: its state names a model file by path")
+        files = {
+            key: _one(local, file_name).read_text(encoding="utf-8")
+            for key, file_name in named.items()
+        }
         reference_file = next(local.rglob("reference_profile.json"), None)
-        model_text = text_file.read_text(encoding="utf-8") if text_file else None
         reference = (
             json.loads(reference_file.read_text(encoding="utf-8")) if reference_file else None
         )
@@ -81,7 +87,7 @@ def load_bundle(client: MlflowClient, uri: str) -> ModelBundle:
         except (MlflowException, OSError):
             config = None
     return ModelBundle(
-        name, version, mv.run_id or "", state, model_text, reference, config, dict(mv.tags)
+        name, version, mv.run_id or "", state, files, reference, config, dict(mv.tags)
     )
 
 

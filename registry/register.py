@@ -87,11 +87,15 @@ def signature_for(features: list[Mapping[str, Any]], reasons: int = 0) -> ModelS
 def log_scoring_model(
     *,
     state: Mapping[str, Any],
-    model_text: str | None,
+    files: Mapping[str, tuple[str, str]],
     input_example: pd.DataFrame,
     reference: Mapping[str, Any] | None = None,
 ) -> LoggedModel:
-    """Log the served model under the active run; returns its URI."""
+    """Log the served model under the active run; returns its URI.
+
+    `files` are the model kind's text files by artifact name, (file name, text): the
+    served model finds each under its artifact name (LightGBM's `booster` is model.txt).
+    """
     quiet_mlflow_advice()
     with tempfile.TemporaryDirectory(prefix="creditgov-model-") as tmp:
         folder = Path(tmp)
@@ -99,9 +103,9 @@ def log_scoring_model(
             json.dumps(state, indent=1, sort_keys=True), encoding="utf-8"
         )
         artifacts = {"state": str(folder / "state.json")}
-        if model_text is not None:
-            (folder / "model.txt").write_text(model_text, encoding="utf-8")
-            artifacts["booster"] = str(folder / "model.txt")
+        for key, (file_name, text) in files.items():
+            (folder / file_name).write_text(text, encoding="utf-8")
+            artifacts[key] = str(folder / file_name)
         if reference is not None:
             # The drift reference travels with the model: `creditgov drift` needs only the URI.
             (folder / "reference_profile.json").write_text(

@@ -1,12 +1,16 @@
 """The served model: one self-contained file logged with MLflow's models-from-code.
 
 A serving system loads `models:/<name>@champion` with plain MLflow and needs nothing of
-creditgov: this file imports only mlflow, numpy, pandas and lightgbm. Its state is
-LightGBM's native text model plus one JSON document (feature levels, scorecard tables,
-calibration map, score scaling, decision rule) — code you can read plus data you can
-diff, and nothing that unpickles.
+creditgov: this file imports only mlflow, numpy, pandas and lightgbm. Its state is one
+JSON document (feature levels, the model's section, calibration map, score scaling,
+decision rule) plus the model's text files — code you can read plus data you can diff,
+and nothing that unpickles.
 
-It repeats the feature encoding of `training/models/encoding.py` on purpose (it may not
+It knows the model *forms*, never the model kinds: `booster` (LightGBM's native text
+model, explained by its own TreeSHAP) and `additive` (a sum of per-feature terms:
+`bins` — a table value by bin or level, times a coefficient — and `linear`). Every kind
+exports one of them (`training/models/kinds/`), so a new kind needs nothing here. It
+repeats the feature encoding of `training/models/encoding.py` on purpose (it may not
 import it); a test pins both to the same predictions.
 """
 
@@ -22,7 +26,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
-FORMAT = "creditgov-scoring/1"
+FORMAT = "creditgov-scoring/2"
 # The signature is given explicitly when the model is logged; MLflow's advice to use
 # type hints instead is noise for every serving system that loads this file.
 warnings.filterwarnings("ignore", message=r".*type hints to the `predict` method.*")
@@ -53,6 +57,84 @@ def _numeric(column: pd.Series) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def _encode(frame: pd.DataFrame, features: list[dict[str, Any]]) -> np.ndarray:
+    out = np.empty((len(frame), len(features)), dtype=np.float64, order="F")
+    for j, spec in enumerate(features):
+        column = frame[spec["name"]]
+        if spec["kind"] == "categorical":
+            codes = _codes(column, spec["levels"])
+            out[:, j] = np.where(codes < 0, np.nan, codes)
+        else:
+            out[:, j] = _numeric(column)
+    return out
+
+
+class Booster:
+    """The `booster` form: LightGBM's text model; contributions are its TreeSHAP values."""
+
+    def __init__(
+        self, section: dict[str, Any], features: list[dict[str, Any]], files: dict[str, str]
+    ) -> None:
+        import lightgbm
+
+        self.features = features
+        self.names = [f["name"] for f in features]
+        self.booster = lightgbm.Booster(model_file=files["booster"])
+
+    def raw(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.asarray(self.booster.predict(_encode(frame, self.features)), dtype=np.float64)
+
+    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        values = self.booster.predict(_encode(frame, self.features), pred_contrib=True)
+        return np.asarray(values, dtype=np.float64)[:, :-1]
+
+
+class Additive:
+    """The `additive` form: logit = intercept + sum of terms; a term's push is term - ref."""
+
+    def __init__(
+        self, section: dict[str, Any], features: list[dict[str, Any]], files: dict[str, str]
+    ) -> None:
+        self.intercept = float(section["intercept"])
+        self.terms = section["terms"]
+        self.names = [t["name"] for t in self.terms]
+
+    @staticmethod
+    def _term(t: dict[str, Any], column: pd.Series) -> np.ndarray:
+        if t["kind"] == "linear":
+            x = _numeric(column)
+            x = np.clip(np.where(np.isnan(x), t["fill"], x), t["low"], t["high"])
+            return t["coefficient"] * (x - t["center"])
+        table = np.asarray(t["table"], dtype=np.float64)
+        if t["feature_kind"] == "numeric":
+            x = _numeric(column)
+            values = table[np.digitize(x, np.asarray(t["edges"], dtype=np.float64))]
+            values[np.isnan(x)] = t["missing"]
+        else:
+            lookup = {level: table[i] for i, group in enumerate(t["groups"]) for level in group}
+            values = (
+                _text(column)
+                .map(lambda v: t["missing"] if v is None else lookup.get(v, 0.0))
+                .to_numpy(dtype=np.float64)
+            )
+        return t["coefficient"] * values
+
+    def raw(self, frame: pd.DataFrame) -> np.ndarray:
+        logit = np.full(len(frame), self.intercept, dtype=np.float64)
+        for t in self.terms:
+            logit += self._term(t, frame[t["name"]])
+        return 1.0 / (1.0 + np.exp(-logit))
+
+    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.empty((len(frame), len(self.terms)), dtype=np.float64)
+        for j, t in enumerate(self.terms):
+            out[:, j] = self._term(t, frame[t["name"]]) - t["ref"]
+        return out
+
+
+FORMS: dict[str, type[Booster] | type[Additive]] = {"booster": Booster, "additive": Additive}
+
+
 class CreditScorer(PythonModel):
     """probability, score and decision for each row of a DataFrame."""
 
@@ -62,48 +144,12 @@ class CreditScorer(PythonModel):
         if self.state.get("format") != FORMAT:
             raise ValueError(f"state format {self.state.get('format')!r} is not {FORMAT!r}")
         self.features = self.state["features"]
-        self.booster = None
-        if self.state["model_type"] == "lightgbm":
-            import lightgbm
-
-            self.booster = lightgbm.Booster(model_file=context.artifacts["booster"])
+        section = self.state["model"]
+        files = {key: context.artifacts[key] for key in section.get("files", {})}
+        self.form = FORMS[section["form"]](section, self.features, files)
         score = self.state["score"]
         self.factor = score["pdo"] / math.log(2.0)
         self.offset = score["base_score"] - self.factor * math.log(score["base_odds"])
-
-    # -- the steps, each a few lines of numpy ------------------------------------------
-    def _encode(self, frame: pd.DataFrame) -> np.ndarray:
-        out = np.empty((len(frame), len(self.features)), dtype=np.float64, order="F")
-        for j, spec in enumerate(self.features):
-            column = frame[spec["name"]]
-            if spec["kind"] == "categorical":
-                codes = _codes(column, spec["levels"])
-                out[:, j] = np.where(codes < 0, np.nan, codes)
-            else:
-                out[:, j] = _numeric(column)
-        return out
-
-    @staticmethod
-    def _woe(c: dict[str, Any], column: pd.Series) -> np.ndarray:
-        woe = np.asarray(c["woe"], dtype=np.float64)
-        if c["kind"] == "numeric":
-            x = _numeric(column)
-            values = woe[np.digitize(x, np.asarray(c["edges"], dtype=np.float64))]
-            values[np.isnan(x)] = c["missing_woe"]
-            return values
-        lookup = {level: woe[i] for i, group in enumerate(c["groups"]) for level in group}
-        return (
-            _text(column)
-            .map(lambda v: c["missing_woe"] if v is None else lookup.get(v, 0.0))
-            .to_numpy(dtype=np.float64)
-        )
-
-    def _scorecard_raw(self, frame: pd.DataFrame) -> np.ndarray:
-        card = self.state["scorecard"]
-        logit = np.full(len(frame), card["intercept"], dtype=np.float64)
-        for c in card["characteristics"]:
-            logit += c["coefficient"] * self._woe(c, frame[c["name"]])
-        return 1.0 / (1.0 + np.exp(-logit))
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
         cal = self.state["calibration"]
@@ -116,25 +162,11 @@ class CreditScorer(PythonModel):
         return raw
 
     def probability(self, frame: pd.DataFrame) -> np.ndarray:
-        if self.booster is not None:
-            raw = np.asarray(self.booster.predict(self._encode(frame)), dtype=np.float64)
-        else:
-            raw = self._scorecard_raw(frame)
-        return self._calibrate(raw)
+        return self._calibrate(self.form.raw(frame))
 
     def contributions(self, frame: pd.DataFrame) -> np.ndarray:
-        """Per-feature push toward decline: TreeSHAP (log-odds) or scorecard points lost."""
-        if self.booster is not None:
-            values = self.booster.predict(self._encode(frame), pred_contrib=True)
-            return np.asarray(values, dtype=np.float64)[:, :-1]
-        card = self.state["scorecard"]
-        out = np.empty((len(frame), len(card["characteristics"])), dtype=np.float64)
-        for j, c in enumerate(card["characteristics"]):
-            woe = self._woe(c, frame[c["name"]])
-            candidates = np.asarray([*c["woe"], c["missing_woe"]], dtype=np.float64)
-            points = -self.factor * c["coefficient"] * candidates
-            out[:, j] = points.max() - (-self.factor * c["coefficient"] * woe)
-        return out
+        """Per-feature push toward decline: TreeSHAP (log-odds) or an additive term's push."""
+        return self.form.contributions(frame)
 
     def reasons(self, frame: pd.DataFrame, declined: np.ndarray) -> pd.DataFrame:
         """reason_1..k: the k features pushing hardest toward decline; blank for approvals.
@@ -144,9 +176,7 @@ class CreditScorer(PythonModel):
         """
         spec = self.state.get("reasons") or {"k": 0, "texts": {}}
         k = int(spec["k"])
-        names = [f["name"] for f in self.features]
-        if self.state["model_type"] == "scorecard":
-            names = [c["name"] for c in self.state["scorecard"]["characteristics"]]
+        names = self.form.names
         texts = np.asarray([spec["texts"].get(n, n) for n in names] + [""], dtype=object)
         out = np.full((len(frame), k), "", dtype=object)
         rows = np.flatnonzero(declined)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import lightgbm as lgb
 import mlflow
 import numpy as np
 import pandas as pd
@@ -18,7 +19,6 @@ from creditgov.job import run
 from evaluation.explain import contributions, reason_codes
 from training.models.calibration import Calibration
 from training.models.encoding import FeatureSpec, encode
-from training.models.lightgbm import raw_predict
 from training.models.spec import spec_from_state
 
 LOAD_WITHOUT_CREDITGOV = r"""
@@ -135,7 +135,7 @@ def test_credit_lightgbm_job_trains_tunes_logs_and_registers(
     ]
     cal = state["calibration"]
     calibration = Calibration("isotonic", tuple(cal["x"]), tuple(cal["y"]))
-    expected = calibration.apply(raw_predict(text, encode(rows, specs)))
+    expected = calibration.apply(lgb.Booster(model_str=text).predict(encode(rows, specs)))
     np.testing.assert_allclose(served["probability"].to_numpy(), expected, rtol=0, atol=1e-12)
     threshold = state["decision"]["threshold"]
     assert (served["decision"] == np.where(expected >= threshold, "decline", "approve")).all()
@@ -148,7 +148,7 @@ def test_credit_lightgbm_job_trains_tunes_logs_and_registers(
     assert declined.any() and (~declined).any()
     assert (served.loc[~declined, "reason_1"] == "").all()
     assert (served.loc[declined, [f"reason_{i}" for i in range(1, 5)]] != "").all().all()
-    spec = spec_from_state(state, text)
+    spec = spec_from_state(state, {"booster": text})
     contrib = contributions(spec, rows.reset_index(drop=True))
     expected_reasons = reason_codes(
         contrib, declined=declined, k=4, texts=state["reasons"]["texts"]

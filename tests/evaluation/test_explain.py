@@ -24,8 +24,8 @@ from evaluation.explain import (
 )
 from tests.training.helpers import credit_splits
 from training.models.encoding import encode
+from training.models.kinds.scorecard import points_table
 from training.models.policy import ScoreScale
-from training.models.scorecard import points_table
 from training.models.spec import ModelSpec, fit_model
 from training.split import Splits
 
@@ -73,7 +73,7 @@ def test_lightgbm_contributions_equal_shap_tree_explainer(lgbm: ModelSpec, split
 
     rows = splits.test.features
     contrib = contributions(lgbm, rows)
-    booster = lgb.Booster(model_str=lgbm.model_text)
+    booster = lgb.Booster(model_str=lgbm.model.model_text)
     x = encode(rows, lgbm.features)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # shap's notice about its LightGBM output format
@@ -100,10 +100,11 @@ def test_scorecard_contributions_are_points_below_each_best_bin(
 ) -> None:
     rows = splits.test.features.head(60)
     contrib = contributions(scorecard, rows)
-    table = points_table(scorecard.characteristics, scorecard.intercept, SCALE)
+    card = scorecard.model
+    table = points_table(card.characteristics, card.intercept, SCALE)
     best = table.groupby("characteristic", sort=False)["points"].max()
-    m = len(scorecard.characteristics)
-    for j, c in enumerate(scorecard.characteristics):
+    m = len(card.characteristics)
+    for j, c in enumerate(card.characteristics):
         assert contrib.features[j] == c.name
         woe = c.transform(rows[c.name])
         mine = table[table.characteristic == c.name]

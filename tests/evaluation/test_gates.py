@@ -57,3 +57,13 @@ def test_missing_or_nan_evidence_never_passes(metric: str, split: str) -> None:
 
 def test_no_gates_pass_vacuously() -> None:
     assert check_gates([], VALUES).status == "passed"
+
+
+def test_a_max_bound_is_inclusive_too() -> None:
+    """A value exactly at a `max` passes, as one exactly at a `min` does (CONFIG.md)."""
+    at = check_gates([GateConfig(metric="psi_max", split="test", max=0.31)], VALUES)
+    assert at.passed and at.outcomes[0].op == "<="
+    above = check_gates([GateConfig(metric="psi_max", split="test", max=0.3099)], VALUES)
+    assert not above.passed
+    below = check_gates([GateConfig(metric="auc", split="test", min=0.7401)], VALUES)
+    assert not below.passed

@@ -26,8 +26,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from creditgov.config import load_config
+from creditgov.config import SearchParam, load_config
 from creditgov.job import prepare, run
+from evaluation.metrics import tuning_objective
 from registry.governance import GovernanceError, approve, read_chain
 from registry.stale_runs import end_stale_runs
 from tests.robustness.jobs import (
@@ -152,8 +153,8 @@ def test_a_trial_left_running_before_its_first_heartbeat_does_not_stall_a_resume
         model_type="lightgbm",
         base_params=config.model.params,
         monotone=config.model.monotone,
-        search_space={"num_leaves": {"type": "int", "low": 8, "high": 32, "log": False}},
-        metric="auc",
+        search_space={"num_leaves": SearchParam(type="int", low=8, high=32)},
+        objective=tuning_objective("auc"),
         study=study,
         n_trials=2,
         timeout_s=90,  # the budget is met well before; stalled, it would give up here

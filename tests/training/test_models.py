@@ -12,12 +12,12 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from tests.training.helpers import credit_splits
-from training.models import encoding as encoding_module
 from training.models.calibration import PD_FLOOR, fit_calibration
 from training.models.encoding import FeatureSpec, encode, feature_specs
-from training.models.lightgbm import LightGBMFit, fit_lightgbm, lightgbm_params, raw_predict
+from training.models.kinds.lightgbm import LightGBMFit, fit_lightgbm, lightgbm_params
+from training.models.kinds.scorecard import fit_scorecard, points_table, woe_matrix
 from training.models.policy import ScoreScale, choose_threshold
-from training.models.scorecard import fit_scorecard, points_table, woe_matrix
+from training.models.registry import get_kind, kind_names
 from training.models.spec import fit_model
 from training.split import Splits
 
@@ -143,19 +143,20 @@ def test_scorecard_points_add_up_to_the_score() -> None:
         decision_rule="threshold",
         threshold=0.2,
     )
-    table = points_table(spec.characteristics, spec.intercept, scale)
+    card = spec.model
+    table = points_table(card.characteristics, card.intercept, scale)
     rows = splits.test.features.head(25)
     scores = spec.predict(rows)["score"].to_numpy()
     for i in range(len(rows)):
         total = 0.0
-        for c in spec.characteristics:
+        for c in card.characteristics:
             woe = c.transform(rows[c.name].iloc[[i]])[0]
             points = table[
                 (table.characteristic == c.name) & np.isclose(table.woe, round(woe, 6))
             ].points
             total += float(points.iloc[0])
         # Points are rounded to 0.01 per characteristic.
-        assert total == pytest.approx(scores[i], abs=0.01 * len(spec.characteristics) + 0.01)
+        assert total == pytest.approx(scores[i], abs=0.01 * len(card.characteristics) + 0.01)
 
 
 def test_lightgbm_fit_is_deterministic_and_respects_monotone_constraints() -> None:
@@ -172,7 +173,7 @@ def test_lightgbm_fit_is_deterministic_and_respects_monotone_constraints() -> No
     )
     a = fit_model(splits, **kwargs)  # type: ignore[arg-type]
     b = fit_model(splits, **kwargs)  # type: ignore[arg-type]
-    assert a.model_text == b.model_text
+    assert a.model.model_text == b.model.model_text
     np.testing.assert_array_equal(
         a.probability(splits.test.features), b.probability(splits.test.features)
     )
@@ -243,8 +244,10 @@ def test_lightgbm_fit_matches_bare_lightgbm_train(rounds: int, patience: int, sc
     specs = feature_specs(splits.train.features, splits.train.categorical, splits.train.integer)
     params = lightgbm_params({"num_threads": 2}, specs=specs, monotone={}, seed=3)
     fit = fit_lightgbm(
-        splits.train,
-        splits.valid,
+        encode(splits.train.features, specs),
+        splits.train.target,
+        encode(splits.valid.features, specs),
+        splits.valid.target,
         specs=specs,
         params=params,
         num_boost_round=rounds,
@@ -260,68 +263,37 @@ def test_lightgbm_fit_matches_bare_lightgbm_train(rounds: int, patience: int, sc
     assert (fit.valid_raw is None) == (patience == 0 or not scores)
     x_valid = encode(splits.valid.features, specs)
     expected = bare.predict(x_valid, num_iteration=expected_trees)
-    np.testing.assert_allclose(raw_predict(fit.model_text, x_valid), expected, rtol=0, atol=1e-12)
+    served = lgb.Booster(model_str=fit.model_text).predict(x_valid)
+    np.testing.assert_allclose(served, expected, rtol=0, atol=1e-12)
     if fit.valid_raw is not None:
         np.testing.assert_allclose(fit.valid_raw, expected, rtol=0, atol=1e-12)
 
 
-def test_predictions_of_a_remembered_matrix_are_kept_for_the_last_model_only() -> None:
-    """raw_predict keeps the last model's probabilities of an `encoded` matrix (the job
-    predicts the validation split for the cut-off and again for the evidence), never of
-    a writeable array, and forgets them with the matrix."""
-    import gc
-
-    from training.models import lightgbm as lgb_module
-
+@pytest.mark.parametrize("kind_name", kind_names())
+def test_every_kind_encodes_each_split_once_as_a_field_of_its_inputs(kind_name: str) -> None:
+    """No hidden cache: a kind's `ModelInputs` hold each split as the model reads it (LightGBM
+    and the logistic regression a read-only matrix), the fitted model predicts those
+    exactly as it predicts the frame itself, and the validation probabilities the fit
+    holds (if any) are those of the validation inputs."""
     splits = credit_splits()
-    specs = feature_specs(splits.train.features, splits.train.categorical, splits.train.integer)
-    params = lightgbm_params({"num_threads": 2}, specs=specs, monotone={}, seed=3)
-
-    def model(rounds: int) -> str:
-        return fit_lightgbm(
-            splits.train, splits.valid, specs=specs, params=params,
-            num_boost_round=rounds, early_stopping_rounds=0,
-        ).model_text  # fmt: skip
-
-    short, long = model(5), model(30)
-    frame = splits.valid.features.copy()
-    x = encoding_module.encoded(frame, specs)
-    first = raw_predict(short, x)
-    assert raw_predict(short, x) is first  # kept
-    np.testing.assert_array_equal(first, lgb.Booster(model_str=short).predict(x))
-    other = raw_predict(long, x)  # another model: predicted, and now the kept one
-    np.testing.assert_array_equal(other, lgb.Booster(model_str=long).predict(x))
-    assert raw_predict(long, x) is other and raw_predict(short, x) is not first
-    with pytest.raises(ValueError, match="read-only"):
-        other[0] = 0.5
-    plain = encode(frame, specs)  # writeable: could change, so never kept
-    assert raw_predict(short, plain) is not raw_predict(short, plain)
-    key = id(x)
-    assert key in lgb_module._PREDICTED
-    del x, frame
-    gc.collect()
-    assert key not in lgb_module._PREDICTED
-
-
-def test_encoded_matrices_are_computed_once_per_frame_and_dropped_with_it() -> None:
-    import gc
-
-    from training.models import encoding
-
-    splits = credit_splits()
-    frame = splits.valid.features.copy()
-    specs = feature_specs(splits.train.features, splits.train.categorical, splits.train.integer)
-    first = encoding.encoded(frame, specs)
-    assert encoding.encoded(frame, list(specs)) is first  # equal specs, same matrix
-    # Specs are remembered per frame too, and equal a fresh computation.
-    cats, ints = splits.valid.categorical, splits.valid.integer
-    assert feature_specs(frame, cats, ints) is feature_specs(frame, list(cats), list(ints))
-    assert feature_specs(frame, cats, ints) == encoding._feature_specs(frame, cats, ints)
-    np.testing.assert_array_equal(first, encode(frame, specs))
-    with pytest.raises(ValueError, match="read-only"):
-        first[0, 0] = 1.0
-    key = id(frame)
-    assert key in encoding._ENCODED and key in encoding._SPECS
-    del frame
-    gc.collect()
-    assert key not in encoding._ENCODED and key not in encoding._SPECS
+    kind = get_kind(kind_name)
+    inputs = kind.inputs(splits)
+    assert set(inputs.matrices) == {"train", "valid", "test"}
+    model = kind.fit(inputs, params={"num_boost_round": 30}, monotone={}, seed=1)
+    for name, part in splits.parts().items():
+        matrix = inputs.of(name)
+        if isinstance(matrix, np.ndarray):
+            assert not matrix.flags.writeable
+            with pytest.raises(ValueError, match="read-only"):
+                matrix[0, 0] = 1.0
+        np.testing.assert_array_equal(
+            model.raw_probability(matrix), model.raw_probability(model.encode(part.features))
+        )
+    if model.valid_raw is not None:
+        np.testing.assert_allclose(
+            model.valid_raw, model.raw_probability(inputs.valid), rtol=0, atol=1e-12
+        )
+    contributions = model.contributions(
+        splits.test.features.head(50), score=ScoreScale(600, 50, 20)
+    )
+    assert contributions.values.shape == (50, len(inputs.features))

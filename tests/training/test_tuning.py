@@ -7,12 +7,14 @@ from pathlib import Path
 import optuna
 import pytest
 
+from creditgov.config import SearchParam
+from evaluation.metrics import tuning_objective
 from tests.training.helpers import credit_splits
 from training.tuning import TuneError, open_study, tune
 
 SPACE = {
-    "num_leaves": {"type": "int", "low": 4, "high": 64, "log": True},
-    "learning_rate": {"type": "float", "low": 0.005, "high": 0.3, "log": True},
+    "num_leaves": SearchParam(type="int", low=4, high=64, log=True),
+    "learning_rate": SearchParam(type="float", low=0.005, high=0.3, log=True),
 }
 BASE = {"num_boost_round": 150, "early_stopping_rounds": 20, "num_threads": 1}
 
@@ -24,7 +26,7 @@ def _tune(study: optuna.Study, n_trials: int, hooks=()):  # type: ignore[no-unty
         base_params=BASE,
         monotone={},
         search_space=SPACE,
-        metric="auc",
+        objective=tuning_objective("auc"),
         study=study,
         n_trials=n_trials,
         seed=3,

@@ -8,16 +8,15 @@ becomes missing rather than a crash. `registry/scoring_model.py` repeats this ma
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-__all__ = ["FeatureSpec", "encode", "encoded", "feature_specs"]
+__all__ = ["FeatureSpec", "encode", "feature_specs"]
 
 
 @dataclass(frozen=True)
@@ -34,30 +33,14 @@ class FeatureSpec:
         return out
 
 
-#: Specs by the id of the frame they came from, then by the (categorical, integer) names.
-_SPECS: dict[int, dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[FeatureSpec, ...]]] = {}
-
-
 def feature_specs(
     features: pd.DataFrame, categorical: Sequence[str], integer: Sequence[str] = ()
 ) -> tuple[FeatureSpec, ...]:
     """One spec per column, levels sorted so the codes do not depend on row order.
 
-    Remembered for as long as `features` lives, as `encoded` remembers matrices: the
-    job asks for the train split's specs while preparing, tuning and fitting, and a
-    Dataset's frames are never changed after loading.
+    A kind computes them once from the train split (`ModelKind.inputs`) and every later
+    step reads them from the `ModelInputs` or the fitted model it is handed.
     """
-    key = (tuple(categorical), tuple(integer))
-    per_frame = _per_frame(_SPECS, features)
-    specs = per_frame.get(key)
-    if specs is None:
-        specs = per_frame[key] = _feature_specs(features, categorical, integer)
-    return specs
-
-
-def _feature_specs(
-    features: pd.DataFrame, categorical: Sequence[str], integer: Sequence[str]
-) -> tuple[FeatureSpec, ...]:
     specs = []
     for name in features.columns:
         if name in categorical:
@@ -91,37 +74,3 @@ def encode(frame: pd.DataFrame, specs: Sequence[FeatureSpec]) -> NDArray[np.floa
                 dtype=np.float64, na_value=np.nan
             )
     return out
-
-
-#: Encoded matrices by the id of the frame they came from, then by the specs used.
-_ENCODED: dict[int, dict[tuple[FeatureSpec, ...], NDArray[np.float64]]] = {}
-
-
-def encoded(frame: pd.DataFrame, specs: Sequence[FeatureSpec]) -> NDArray[np.float64]:
-    """`encode(frame, specs)`, computed once for as long as `frame` lives.
-
-    A job encodes the same split many times: every tuning trial, the final fit, then
-    scoring each split for the evidence. The frames of a Dataset are never changed after
-    loading, so the matrix is remembered (read-only) and dropped with the frame.
-    """
-    key = tuple(specs)
-    per_frame = _per_frame(_ENCODED, frame)
-    matrix = per_frame.get(key)
-    if matrix is None:
-        matrix = encode(frame, key)
-        matrix.flags.writeable = False
-        per_frame[key] = matrix
-    return matrix
-
-
-_K = TypeVar("_K")
-_V = TypeVar("_V")
-
-
-def _per_frame(store: dict[int, dict[_K, _V]], frame: pd.DataFrame) -> dict[_K, _V]:
-    """`store`'s entries for `frame` (by id), removed from `store` when `frame` is freed."""
-    per_frame = store.get(id(frame))
-    if per_frame is None:
-        per_frame = store[id(frame)] = {}
-        weakref.finalize(frame, store.pop, id(frame), None)
-    return per_frame

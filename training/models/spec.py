@@ -1,72 +1,84 @@
-"""ModelSpec: everything the served model needs, as text and numbers, and how it is fitted.
+"""ModelSpec: a fitted model with its calibration, score scaling and decision rule.
 
-A ModelSpec is what gets logged: LightGBM's native text model or the scorecard's tables,
-the calibration map, the score scaling and the decision rule. `state()` is the JSON the
-served model (`registry/scoring_model.py`) reads; `predict` here computes the same thing
-in-process so the job can measure the model it is about to register.
+A ModelSpec is what gets logged: the kind's fitted model (LightGBM's native text model,
+the scorecard's tables …), the calibration map, the score scaling and the decision rule.
+`state()` is the JSON the served model (`registry/scoring_model.py`) reads; `predict`
+here computes the same thing in-process so the job can measure the model it is about to
+register. `fit_model` is the one fit path, for the job, the benchmarks and the tests:
+the kind's fit on train, then calibration and the cut-off on valid (`finish_model`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from training.data import Dataset
 from training.models.calibration import Calibration, fit_calibration
-from training.models.encoding import FeatureSpec, encoded, feature_specs
+from training.models.encoding import FeatureSpec
 from training.models.policy import DecisionRule, ScoreScale, choose_threshold, decision_labels
-from training.models.scorecard import Characteristic, ScorecardFit
-from training.split import Splits
+from training.models.registry import get_kind
+
+if TYPE_CHECKING:
+    from training.models.base import Contributions, FittedModel, ModelInputs, Watch
+    from training.split import Splits
 
 __all__ = [
     "STATE_FORMAT",
-    "BaseFit",
     "ModelSpec",
     "finish_model",
-    "fit_base",
     "fit_model",
     "spec_from_state",
+    "valid_probabilities",
 ]
 
 #: Bumped whenever the state JSON changes shape; the served model checks it.
-STATE_FORMAT = "creditgov-scoring/1"
+STATE_FORMAT = "creditgov-scoring/2"
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     task: str
-    model_type: Literal["lightgbm", "scorecard"]
-    features: tuple[FeatureSpec, ...]
+    model: FittedModel
     calibration: Calibration
     score: ScoreScale
     decision: DecisionRule
-    params: Mapping[str, Any]
-    best_iteration: int | None = None
-    model_text: str | None = None
-    characteristics: tuple[Characteristic, ...] = ()
-    intercept: float = 0.0
+
+    @property
+    def model_type(self) -> str:
+        return self.model.kind
+
+    @property
+    def features(self) -> tuple[FeatureSpec, ...]:
+        return self.model.features
 
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.features)
 
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self.model.params
+
     def raw_probability(self, frame: pd.DataFrame) -> NDArray[np.float64]:
-        if self.model_type == "lightgbm":
-            from training.models.lightgbm import raw_predict
-
-            assert self.model_text is not None
-            return raw_predict(self.model_text, encoded(frame, self.features))
-        from training.models.scorecard import scorecard_raw
-
-        return scorecard_raw(ScorecardFit(self.characteristics, self.intercept, np.empty(0)), frame)
+        missing = [name for name in self.feature_names if name not in frame.columns]
+        if missing:
+            raise ValueError(f"frame lacks the model's features {missing}")
+        return self.model.raw_probability(self.model.encode(frame))
 
     def probability(self, frame: pd.DataFrame) -> NDArray[np.float64]:
         return self.calibration.apply(self.raw_probability(frame))
+
+    def contributions(self, frame: pd.DataFrame) -> Contributions:
+        """Per-feature push toward decline / review (the kind's own unit)."""
+        missing = [name for name in self.feature_names if name not in frame.columns]
+        if missing:
+            raise ValueError(f"frame lacks the model's features {missing}")
+        return self.model.contributions(frame, score=self.score)
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         p = self.probability(frame)
@@ -80,7 +92,8 @@ class ModelSpec:
         )
 
     def state(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
+        exported = self.model.export()
+        return {
             "format": STATE_FORMAT,
             "task": self.task,
             "model_type": self.model_type,
@@ -88,83 +101,21 @@ class ModelSpec:
             "calibration": self.calibration.to_json(),
             "score": self.score.to_json(),
             "decision": self.decision.to_json(),
-            "best_iteration": self.best_iteration,
+            "model": {
+                **exported.section,
+                "files": {key: name for key, (name, _) in exported.files.items()},
+            },
         }
-        if self.model_type == "scorecard":
-            out["scorecard"] = {
-                "intercept": self.intercept,
-                "characteristics": [c.to_json() for c in self.characteristics],
-            }
-        return out
 
-
-@dataclass(frozen=True)
-class BaseFit:
-    """The base model as boosting (or the scorecard's regression) left it: not calibrated,
-    no cut-off yet. `finish_model` turns it into the ModelSpec that gets logged."""
-
-    model_type: Literal["lightgbm", "scorecard"]
-    features: tuple[FeatureSpec, ...]
-    params: Mapping[str, Any]
-    best_iteration: int | None = None
-    model_text: str | None = None
-    characteristics: tuple[Characteristic, ...] = ()
-    intercept: float = 0.0
-    #: validation probabilities the fit already holds; None: predict them when needed
-    valid_raw: NDArray[np.float64] | None = None
-
-
-def fit_base(
-    splits: Splits,
-    *,
-    model_type: Literal["lightgbm", "scorecard"],
-    params: Mapping[str, Any],
-    monotone: Mapping[str, int],
-    seed: int = 0,
-    callbacks: Sequence[Callable[[Any], None]] = (),
-) -> BaseFit:
-    """Fit the base model on train (stopping early on valid when the params say so)."""
-    train, valid = splits.train, splits.valid
-    features = feature_specs(train.features, train.categorical, train.integer)
-    if model_type == "lightgbm":
-        from training.models.lightgbm import fit_lightgbm, lightgbm_params, training_rounds
-
-        rounds, patience = training_rounds(params)
-        fitted = fit_lightgbm(
-            train,
-            valid,
-            specs=features,
-            params=lightgbm_params(params, specs=features, monotone=monotone, seed=seed),
-            num_boost_round=rounds,
-            early_stopping_rounds=patience,
-            callbacks=callbacks,
-            # finish_model predicts valid once; the evidence reuses that prediction.
-            valid_scores=False,
-        )
-        return BaseFit(
-            model_type=model_type,
-            features=features,
-            params=fitted.params,
-            best_iteration=fitted.best_iteration,
-            model_text=fitted.model_text,
-            valid_raw=fitted.valid_raw,
-        )
-    from training.models.scorecard import fit_scorecard
-
-    card = fit_scorecard(train, valid, params=params, monotone=monotone, seed=seed)
-    return BaseFit(
-        model_type=model_type,
-        features=features,
-        params=dict(params),
-        characteristics=card.characteristics,
-        intercept=card.intercept,
-        valid_raw=card.valid_raw,
-    )
+    def files(self) -> dict[str, tuple[str, str]]:
+        """The model's text files by artifact name: (file name, text)."""
+        return dict(self.model.export().files)
 
 
 def finish_model(
-    base: BaseFit,
-    valid: Dataset,
+    model: FittedModel,
+    valid_raw: NDArray[np.float64],
+    y_valid: NDArray[np.int8],
     *,
     task: str,
     calibration: Literal["none", "isotonic", "sigmoid"],
@@ -177,44 +128,34 @@ def finish_model(
 ) -> ModelSpec:
     """Calibration and the decision cut-off on the validation split, then the ModelSpec.
 
-    A modelling step of its own after the fit: the validation probabilities come from the
-    fit when it holds them (the scorecard's does), else they are predicted here, once:
-    the job's scoring of the validation split for the evidence reuses them.
+    `valid_raw` is the fitted model's uncalibrated probability of each validation row,
+    computed once by the caller and reused for the evidence.
     """
-    spec = ModelSpec(
-        task=task,
-        model_type=base.model_type,
-        features=base.features,
-        calibration=Calibration("none"),
-        score=score,
-        decision=DecisionRule(threshold=0.5, rule=decision_rule, labels=decision_labels(task)),
-        params=base.params,
-        best_iteration=base.best_iteration,
-        model_text=base.model_text,
-        characteristics=base.characteristics,
-        intercept=base.intercept,
-    )
-    valid_raw = (
-        base.valid_raw if base.valid_raw is not None else spec.raw_probability(valid.features)
-    )
-    calibrator = fit_calibration(calibration, valid_raw, valid.target)
+    calibrator = fit_calibration(calibration, valid_raw, y_valid)
     cut = choose_threshold(
         decision_rule,
         calibrator.apply(valid_raw),
-        valid.target,
+        y_valid,
         threshold=threshold,
         approval_rate=approval_rate,
         cost_false_negative=cost_false_negative,
         cost_false_positive=cost_false_positive,
     )
-    return replace(spec, calibration=calibrator, decision=replace(spec.decision, threshold=cut))
+    rule = DecisionRule(threshold=cut, rule=decision_rule, labels=decision_labels(task))
+    return ModelSpec(task=task, model=model, calibration=calibrator, score=score, decision=rule)
+
+
+def valid_probabilities(model: FittedModel, inputs: ModelInputs) -> NDArray[np.float64]:
+    """The fitted model's validation probabilities: those the fit holds, else predicted once."""
+    held = model.valid_raw
+    return held if held is not None else model.raw_probability(inputs.valid)
 
 
 def fit_model(
-    splits: Splits,
+    splits: Splits | ModelInputs,
     *,
     task: str,
-    model_type: Literal["lightgbm", "scorecard"],
+    model_type: str,
     params: Mapping[str, Any],
     monotone: Mapping[str, int],
     calibration: Literal["none", "isotonic", "sigmoid"],
@@ -225,16 +166,22 @@ def fit_model(
     cost_false_negative: float | None = None,
     cost_false_positive: float | None = None,
     seed: int = 0,
-    callbacks: Sequence[Callable[[Any], None]] = (),
+    watch: Watch | None = None,
 ) -> ModelSpec:
-    """Fit the base model on train, then calibration and the decision cut-off on valid."""
-    base = fit_base(
-        splits, model_type=model_type, params=params, monotone=monotone, seed=seed,
-        callbacks=callbacks,
-    )  # fmt: skip
+    """The kind's fit on train, then calibration and the decision cut-off on valid.
+
+    `splits` may already be the kind's encoded `ModelInputs` (the job encodes once and
+    tunes on them); plain `Splits` are encoded here.
+    """
+    from training.models.base import ModelInputs
+
+    kind = get_kind(model_type)
+    inputs = splits if isinstance(splits, ModelInputs) else kind.inputs(splits)
+    model = kind.fit(inputs, params=params, monotone=monotone, seed=seed, watch=watch)
     return finish_model(
-        base,
-        splits.valid,
+        model,
+        valid_probabilities(model, inputs),
+        inputs.splits.valid.target,
         task=task,
         calibration=calibration,
         score=score,
@@ -246,8 +193,8 @@ def fit_model(
     )
 
 
-def spec_from_state(state: Mapping[str, Any], model_text: str | None) -> ModelSpec:
-    """Rebuild a ModelSpec from the logged state JSON (and LightGBM text), e.g. to re-test it."""
+def spec_from_state(state: Mapping[str, Any], files: Mapping[str, str]) -> ModelSpec:
+    """Rebuild a ModelSpec from the logged state JSON and its text files (artifact -> text)."""
     if state.get("format") != STATE_FORMAT:
         raise ValueError(f"model state format {state.get('format')!r} is not {STATE_FORMAT!r}")
     features = tuple(
@@ -262,40 +209,17 @@ def spec_from_state(state: Mapping[str, Any], model_text: str | None) -> ModelSp
         slope=float(cal.get("slope", 1.0)),
         intercept=float(cal.get("intercept", 0.0)),
     )
-    score = ScoreScale(**state["score"])
     rule = state["decision"]
     decision = DecisionRule(
         threshold=float(rule["threshold"]),
         rule=rule["rule"],
         labels=(rule["below"], rule["at_or_above"]),
     )
-    characteristics: tuple[Characteristic, ...] = ()
-    intercept = 0.0
-    if state["model_type"] == "scorecard":
-        card = state["scorecard"]
-        intercept = float(card["intercept"])
-        characteristics = tuple(
-            Characteristic(
-                name=c["name"],
-                kind=c["kind"],
-                coefficient=float(c["coefficient"]),
-                woe=tuple(c["woe"]),
-                missing_woe=float(c["missing_woe"]),
-                edges=tuple(c.get("edges", ())),
-                groups=tuple(tuple(g) for g in c.get("groups", ())),
-            )
-            for c in card["characteristics"]
-        )
+    model = get_kind(state["model_type"]).from_state(state["model"], features, files)
     return ModelSpec(
         task=state["task"],
-        model_type=state["model_type"],
-        features=features,
+        model=model,
         calibration=calibration,
-        score=score,
+        score=ScoreScale(**state["score"]),
         decision=decision,
-        params={},
-        best_iteration=state.get("best_iteration"),
-        model_text=model_text,
-        characteristics=characteristics,
-        intercept=intercept,
     )

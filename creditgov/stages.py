@@ -1,0 +1,503 @@
+"""The stages of `creditgov train`, each one function from the config to the packages' calls.
+
+`job.run` calls these in order (docs/ARCHITECTURE.md, "Data flow of train"); each turns
+the config's keys into the arguments of one package's function and hands the typed,
+frozen result on. Everything that can fail on bad input runs in `prepare`, before the
+MLflow run starts, so bad input leaves no run and no version behind. `creditgov
+validate`, the tuning workers and the re-test commands (`checks.py`) use the same
+functions, so there is one way to read a config.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from creditgov.config import ConfigError, JobConfig, config_sha256, flatten
+from training.data import Dataset, load_dataset
+from training.models.base import ParamsRefused
+from training.models.registry import get_kind
+from training.split import Splits, split_dataset
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+    from evaluation.evidence import Evidence, ExplainSettings
+    from registry.pii_scan import PiiScan
+    from training.models.base import ModelInputs
+    from training.models.spec import ModelSpec
+    from training.tuning import TrialHook, TuneResult
+
+__all__ = [
+    "REPORT_DIR",
+    "Fitted",
+    "Lineage",
+    "dataset_input",
+    "evaluate_model",
+    "explain_settings",
+    "fit_final",
+    "input_example",
+    "interrupt_behind",
+    "log_evidence",
+    "log_lineage",
+    "open_job_study",
+    "param_sets",
+    "prepare",
+    "record_validation",
+    "register_model",
+    "scan_for_pii",
+    "tune_splits",
+    "write_reports",
+]
+
+#: Where the reviewer's files live in the run's artifacts.
+REPORT_DIR = "reports"
+
+
+# ----------------------------------------------------------------------------- before the run
+
+
+def prepare(config: JobConfig) -> Splits:
+    """Load, validate and split, and let the model kind check its parameters: no run yet."""
+    data = config.data
+    dataset = load_dataset(
+        data.source,
+        target=data.target,
+        positive_label=data.positive_label,
+        id_column=data.id_column,
+        time_column=data.time_column,
+        features=data.features,
+        exclude=data.exclude,
+        categorical=data.categorical,
+        protected=data.protected,
+        pii=data.pii,
+        group_column=config.split.group_column,
+        monotone=list(config.model.monotone),
+    )
+    splits = split_dataset(
+        dataset,
+        method=config.split.method,
+        test_fraction=config.split.test_fraction,
+        valid_fraction=config.split.valid_fraction,
+        oot_start=config.split.oot_start,
+        seed=config.seed,
+    )
+    try:
+        get_kind(config.model.type).check_params(
+            splits, param_sets(config), monotone=config.model.monotone, seed=config.seed
+        )
+    except ParamsRefused as err:
+        raise ConfigError(f"{config.error_prefix()}{err.key}: {err.reason}") from None
+    return splits
+
+
+def param_sets(config: JobConfig) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(config key, model params) for each parameter set the fit or a trial can use.
+
+    The model params themselves, and when tuning each end of each search range (each
+    choice of a categorical one) in turn.
+    """
+    base = dict(config.model.params)
+    yield "model.params", base
+    if config.tuning.n_trials == 0:
+        return
+    for name, space in config.tuning.search_space.items():
+        where = f"tuning.search_space.{name}"
+        if space.type == "categorical":
+            for choice in space.choices or []:
+                yield f"{where}.choices", {**base, name: choice}
+            continue
+        for end in ("low", "high"):
+            value = getattr(space, end)
+            yield f"{where}.{end}", {**base, name: int(value) if space.type == "int" else value}
+
+
+def open_job_study(config: JobConfig, *, resume: bool) -> Any:
+    """The job's Optuna study (None when not tuning), opened before the run starts."""
+    from training.tuning import TuneError
+
+    tuning = config.tuning
+    if tuning.n_trials == 0:
+        if resume:
+            raise TuneError("--resume continues a tuning study, but tuning.n_trials is 0")
+        return None
+    from evaluation.metrics import objective_direction
+    from training.tuning import open_study
+
+    return open_study(
+        storage=tuning.storage,
+        study_name=tuning.study_name,
+        direction=objective_direction(tuning.metric),
+        seed=config.seed,
+        pruner=tuning.pruner,
+        resume=resume,
+    )
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Who trained what from which data and code: tagged on the run and the version."""
+
+    trainer: str
+    commit: str
+    config_sha256: str
+    data_digest: str
+
+    @classmethod
+    def of(cls, config: JobConfig, splits: Splits) -> Lineage:
+        from registry.tracking import git_commit, identity
+
+        commit = git_commit(Path(config.data.source).parent) or git_commit(Path.cwd())
+        return cls(identity(), commit or "unknown", config_sha256(config), splits.train.digest)
+
+
+# ----------------------------------------------------------------------------- in the run
+
+
+def log_lineage(
+    client: MlflowClient, run_id: str, config: JobConfig, splits: Splits, lineage: Lineage
+) -> None:
+    """Config (flattened and whole), library versions, lineage tags, dataset, split sizes."""
+    import mlflow
+
+    from registry.stale_runs import process_tags
+    from registry.tracking import library_versions, log_batch
+
+    tags = {
+        "creditgov.trainer": lineage.trainer,
+        "creditgov.task": config.task,
+        "creditgov.config_sha256": lineage.config_sha256,
+        "creditgov.data_digest": lineage.data_digest,
+        "creditgov.model_type": config.model.type,
+        "creditgov.git_commit": lineage.commit,
+        **process_tags(),
+    }
+    params = dict(flatten(config))
+    params.update({f"lib.{k}": v for k, v in library_versions().items()})
+    log_batch(client, run_id, params=params, tags=tags)
+    mlflow.log_dict(config.model_dump(mode="json"), "config/resolved_config.json")
+    dataset, input_tags = dataset_input(splits, config)
+    mlflow.log_input(dataset, context="training", tags=input_tags)
+    summary = splits.summary()
+    mlflow.log_dict({"splits": [asdict(s) for s in summary]}, "data/splits.json")
+    split_metrics: dict[str, float] = {}
+    for s in summary:
+        split_metrics[f"split_{s.name}_rows"] = s.rows
+        split_metrics[f"split_{s.name}_bad_rate"] = s.bad_rate
+    log_batch(client, run_id, metrics=split_metrics)
+    if splits.train.dropped:
+        mlflow.log_dict(
+            {"dropped": [asdict(d) for d in splits.train.dropped]}, "data/dropped_features.json"
+        )
+
+
+def tune_splits(
+    config: JobConfig, study: Any, inputs: ModelInputs, hooks: list[TrialHook]
+) -> TuneResult:
+    """The config's search on `study`: the same call in the job and in every worker."""
+    from evaluation.metrics import tuning_objective
+    from training.tuning import tune
+
+    tuning = config.tuning
+    return tune(
+        inputs,
+        model_type=config.model.type,
+        base_params=config.model.params,
+        monotone=config.model.monotone,
+        search_space=tuning.search_space,
+        objective=tuning_objective(tuning.metric),
+        study=study,
+        n_trials=tuning.n_trials,
+        timeout_s=tuning.timeout_s,
+        seed=config.seed,
+        hooks=hooks,
+    )
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The final model and its uncalibrated probability of every split, each computed once."""
+
+    spec: ModelSpec
+    raw: Mapping[str, Any]
+
+
+def fit_final(config: JobConfig, inputs: ModelInputs, best_params: Mapping[str, Any]) -> Fitted:
+    """The final fit with the config's model, calibration, scaling and decision rule.
+
+    The kind fits on train; calibration and the cut-off are chosen on the validation
+    probabilities, which the evidence then reuses with the other splits' (`Fitted.raw`).
+    """
+    from training.models.policy import ScoreScale
+    from training.models.spec import finish_model, valid_probabilities
+
+    decision = config.decision
+    model = get_kind(config.model.type).fit(
+        inputs,
+        params={**config.model.params, **best_params},
+        monotone=config.model.monotone,
+        seed=config.seed,
+    )
+    valid_raw = valid_probabilities(model, inputs)
+    spec = finish_model(
+        model,
+        valid_raw,
+        inputs.splits.valid.target,
+        task=config.task,
+        calibration=config.model.calibration,
+        score=ScoreScale(config.score.base_score, config.score.base_odds, config.score.pdo),
+        decision_rule=decision.rule,
+        threshold=decision.effective_threshold,
+        approval_rate=decision.approval_rate,
+        cost_false_negative=decision.cost_false_negative,
+        cost_false_positive=decision.cost_false_positive,
+    )
+    raw: dict[str, Any] = {
+        name: valid_raw if name == "valid" else model.raw_probability(inputs.of(name))
+        for name in inputs.splits.parts()
+    }
+    return Fitted(spec, raw)
+
+
+def explain_settings(config: JobConfig) -> ExplainSettings:
+    """The evaluation knobs of a config, as the evaluation package takes them."""
+    from evaluation.evidence import ExplainSettings
+
+    ev = config.evaluation
+    return ExplainSettings(
+        shap_sample=ev.shap_sample,
+        reason_codes=ev.reason_codes,
+        reason_texts=ev.reason_texts,
+        monotone=config.model.monotone,
+        protected=config.data.protected,
+        fairness_bins=ev.fairness.bins,
+        min_group_size=ev.fairness.min_group_size,
+        drift_bins=ev.drift.bins,
+        drift_threshold=next(
+            (g.max for g in config.gates if g.metric == "psi_max" and g.max is not None), 0.25
+        ),
+    )
+
+
+def evaluate_model(config: JobConfig, fitted: Fitted, splits: Splits) -> Evidence:
+    """Every split measured, the model explained, the gates applied."""
+    from evaluation.evidence import evaluate
+
+    return evaluate(
+        fitted.spec,
+        splits,
+        model_name=config.registry.model_name,
+        gates=config.gates,
+        settings=explain_settings(config),
+        seed=config.seed,
+        raw=fitted.raw,
+    )
+
+
+def log_evidence(client: MlflowClient, run_id: str, spec: ModelSpec, evidence: Evidence) -> None:
+    """Every split's metrics, the cut-off, the fit's own numbers and tables, on the run."""
+    from registry.tracking import log_batch
+
+    metrics = evidence.metric_values()
+    flat = {f"{part}_{k}": v for part, values in metrics.items() for k, v in values.items()}
+    flat["decision_threshold"] = spec.decision.threshold
+    flat.update(spec.model.info())
+    log_batch(client, run_id, metrics={k: v for k, v in flat.items() if np.isfinite(v)})
+    import mlflow
+
+    for path, table in spec.model.tables(score=spec.score).items():
+        mlflow.log_text(table.to_csv(index=False), path)
+
+
+def input_example(dataset: Dataset) -> pd.DataFrame:
+    """Three made-up rows (low / typical / high quantiles, common levels) — never a real row."""
+    rows: dict[str, list[Any]] = {}
+    for name in dataset.feature_names:
+        column = dataset.features[name]
+        if name in dataset.categorical:
+            top = column.value_counts().index.tolist()[:3]
+            rows[name] = [str(top[i % len(top)]) for i in range(3)] if top else [None] * 3
+        else:
+            q = column.quantile([0.1, 0.5, 0.9]).to_numpy(dtype=np.float64)
+            whole = name in dataset.integer
+            rows[name] = [round(float(v)) if whole else float(v) for v in q]
+    return pd.DataFrame(rows)
+
+
+def register_model(
+    client: MlflowClient,
+    run_id: str,
+    config: JobConfig,
+    spec: ModelSpec,
+    evidence: Evidence,
+    train: Dataset,
+    lineage: Lineage,
+) -> str:
+    """Log the served model (state, files, drift reference) and register it: the version."""
+    from registry.register import log_scoring_model, register_version
+
+    state = {
+        **spec.state(),
+        "reasons": {
+            "k": config.evaluation.reason_codes,
+            "texts": dict(evidence.reason_texts),
+            "directions": dict(evidence.directions),
+        },
+    }
+    logged = log_scoring_model(
+        state=state,
+        files=spec.files(),
+        input_example=input_example(train),
+        reference=evidence.reference.to_json(),
+    )
+    return register_version(
+        client,
+        name=config.registry.model_name,
+        model_uri=logged.model_uri,
+        model_id=logged.model_id,
+        run_id=run_id,
+        tags={
+            "run_id": run_id,
+            "config_sha256": lineage.config_sha256,
+            "data_digest": lineage.data_digest,
+            "git_commit": lineage.commit,
+            "trainer": lineage.trainer,
+            "validation_status": "pending",
+            "approval_status": "pending",
+        },
+    )
+
+
+def write_reports(
+    evidence: Evidence, *, version: str, run_id: str, lineage: Lineage
+) -> dict[str, str]:
+    """report.html, evidence.json and model_card.md, logged under `REPORT_DIR`."""
+    import tempfile
+
+    import mlflow
+
+    from evaluation.report import write_report
+
+    context = {
+        "model_version": version,
+        "run_id": run_id,
+        "trainer": lineage.trainer,
+        "data_digest": lineage.data_digest,
+        "config_sha256": lineage.config_sha256,
+        "git_commit": lineage.commit,
+        "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+    with tempfile.TemporaryDirectory(prefix="creditgov-report-") as tmp:
+        files = write_report(evidence, Path(tmp), context)
+        mlflow.log_artifacts(tmp, REPORT_DIR)
+    return {
+        "html": f"{REPORT_DIR}/{files.html.name}",
+        "json": f"{REPORT_DIR}/{files.json.name}",
+        "model_card": f"{REPORT_DIR}/{files.model_card.name}",
+    }
+
+
+def record_validation(
+    client: MlflowClient,
+    config: JobConfig,
+    *,
+    version: str,
+    run_id: str,
+    evidence: Evidence,
+    reports: Mapping[str, str],
+    lineage: Lineage,
+) -> None:
+    """The gate verdict on the version, and `registered` + `validated` in the audit chain."""
+    import mlflow
+
+    from registry.governance import model_manifest, record_event
+    from registry.register import mark_validated
+
+    name = config.registry.model_name
+    mark_validated(client, name, version, evidence.gates, run_id=run_id, reports=reports)
+    record_event(
+        client, name, "registered", actor=lineage.trainer, version=version,
+        details={
+            "run_id": run_id, "config_sha256": lineage.config_sha256,
+            "data_digest": lineage.data_digest,
+            "model_files": model_manifest(client, name, version),
+        },
+    )  # fmt: skip
+    record_event(
+        client, name, "validated", actor=lineage.trainer, version=version,
+        details={"status": evidence.gates.status, "gates": evidence.gates.to_json()},
+    )  # fmt: skip
+    mlflow.set_tag("creditgov.model_version", f"{name}/{version}")
+
+
+def scan_for_pii(
+    client: MlflowClient, run_id: str, config: JobConfig, version: str
+) -> PiiScan | None:
+    """Last, so it reads everything the run logged; a hit raises `PiiLeak` (the run fails)."""
+    if not config.data.pii:
+        return None
+    import mlflow
+
+    from registry.pii_scan import PiiLeak, scan_run
+
+    scan = scan_run(
+        client, run_id, source=config.data.source, pii=config.data.pii,
+        model_name=config.registry.model_name, version=version,
+    )  # fmt: skip
+    mlflow.set_tag("creditgov.pii_scan", f"{scan.describe()} ({scan.seconds:.1f} s)")
+    if not scan.clean:
+        raise PiiLeak(scan)
+    return scan
+
+
+def interrupt_behind(err: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt / SystemExit behind `err`, if it is or was raised handling one.
+
+    SIGTERM becomes a KeyboardInterrupt wherever Python happens to be; landing inside a
+    library's own bookkeeping (Optuna telling the storage a trial's result) it resurfaces
+    as that library's error — an UnboundLocalError or AssertionError — with the interrupt
+    as its `__context__`. The run was still interrupted, not broken.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt | SystemExit):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def dataset_input(splits: Splits, config: JobConfig) -> tuple[Any, dict[str, str]]:
+    """The MLflow dataset the run records as its input, and the input's tags.
+
+    A MetaDataset with the schema we already know: `mlflow.data.from_pandas` would scan
+    every value of every text column to infer types, seconds on a large table.
+    """
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    train = splits.train
+    columns: list[ColSpec | TensorSpec] = [
+        ColSpec("string" if name in train.categorical else "double", name)
+        for name in train.feature_names
+    ]
+    columns.append(ColSpec("long", config.data.target))
+    with warnings.catch_warnings():
+        # MLflow notes that a local path could be read as two kinds of source; either will do.
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source(str(config.data.source))
+    # MetaDataset's `profile` is abstract to mypy but optional at run time.
+    dataset = MetaDataset(  # type: ignore[abstract]
+        source, name=Path(config.data.source).name, digest=train.digest, schema=Schema(columns)
+    )
+    rows = {f"rows_{name}": str(part.n_rows) for name, part in splits.parts().items()}
+    return dataset, {"target": config.data.target, **rows}

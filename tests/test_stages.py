@@ -1,0 +1,72 @@
+"""The job's stages pinned against an independent computation of what each must do.
+
+`stages.fit_final` is the production fit path: the kind fits on train, then calibration
+and the decision cut-off are learned on the *validation* split. Both would still give a
+working model if learned on train (every other test passes either way), so the knots
+and the cut-off are recomputed here with scikit-learn and the public policy function on
+the validation split alone, and must match exactly.
+"""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+from sklearn.isotonic import IsotonicRegression
+
+from creditgov import stages
+from creditgov.config import load_config
+from tests.conftest import CreditJob
+from training.models.calibration import PD_FLOOR
+from training.models.encoding import encode
+from training.models.policy import choose_threshold
+from training.models.registry import get_kind
+
+
+@pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
+def test_calibration_and_cut_off_are_learned_on_the_validation_split(
+    credit_job: CreditJob, method: str
+) -> None:
+    config = load_config(
+        credit_job(
+            config_updates={
+                "model": {
+                    "calibration": method,
+                    "params": {"num_boost_round": 40, "early_stopping_rounds": 0},
+                },
+            }
+        )
+    )
+    splits = stages.prepare(config)
+    inputs = get_kind("lightgbm").inputs(splits)
+    fitted = stages.fit_final(config, inputs, {})
+    spec = fitted.spec
+
+    booster = lgb.Booster(model_str=spec.model.model_text)
+    raw_valid = booster.predict(encode(splits.valid.features, inputs.features))
+    np.testing.assert_array_equal(fitted.raw["valid"], raw_valid)
+    y_valid = splits.valid.target
+    if method == "isotonic":
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=PD_FLOOR, y_max=1 - PD_FLOOR)
+        iso.fit(raw_valid, y_valid)
+        np.testing.assert_allclose(spec.calibration.x, iso.X_thresholds_, rtol=0, atol=0)
+        np.testing.assert_allclose(spec.calibration.y, iso.y_thresholds_, rtol=0, atol=1e-15)
+        calibrated = iso.predict(raw_valid)
+    else:
+        from sklearn.linear_model import LogisticRegression
+
+        p = np.clip(raw_valid, 1e-12, 1 - 1e-12)
+        logit = np.log(p / (1 - p)).reshape(-1, 1)
+        platt = LogisticRegression(C=1e6, max_iter=1000).fit(logit, y_valid)
+        assert spec.calibration.slope == pytest.approx(platt.coef_[0, 0], rel=1e-9)
+        assert spec.calibration.intercept == pytest.approx(platt.intercept_[0], rel=1e-9)
+        calibrated = platt.predict_proba(logit)[:, 1]
+    assert config.decision.approval_rate is not None
+    cut = choose_threshold(
+        "approval_rate", calibrated, y_valid, approval_rate=config.decision.approval_rate
+    )
+    assert spec.decision.threshold == pytest.approx(cut, rel=1e-9)
+    # Every other split is scored once with the same model, for the evidence.
+    for name in ("train", "test"):
+        expected = booster.predict(encode(splits.parts()[name].features, inputs.features))
+        np.testing.assert_allclose(fitted.raw[name], expected, rtol=0, atol=1e-12)
