@@ -1,0 +1,279 @@
+"""What the report templates read: `Evidence` turned into formatted text, tables and figures.
+
+The templates hold the wording and the layout; this module holds every decision about
+the numbers — how a value is written (`fmt`), which metrics come first, which table
+rows are shaded — so a template never computes anything and a change of format is
+made once for the HTML report, the model card and the drift page. Values are plain
+text: the HTML environment escapes them, so nothing here builds markup. `lineage` is
+the caller's context (version, run id, trainer…) shown in the page header. Everything
+shown is an id or an aggregate: the only row-level table is `Evidence.reason_examples`,
+which carries ids, scores and reason codes, never applicants' values.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from evaluation.report import plots
+
+if TYPE_CHECKING:
+    from evaluation.drift import DriftResult
+    from evaluation.evidence import Evidence, SplitEvidence
+
+__all__ = [
+    "HEADLINE",
+    "METRIC_ORDER",
+    "Figure",
+    "Table",
+    "drift_context",
+    "fmt",
+    "model_card_context",
+    "report_context",
+    "table",
+]
+
+#: The summary cards: metric key and label, read from the test split.
+HEADLINE = (
+    ("auc", "AUC"),
+    ("gini", "Gini"),
+    ("ks", "KS"),
+    ("brier", "Brier"),
+    ("approval_rate", "Approval rate"),
+    ("bad_rate_approved", "Bad rate (approved)"),
+    ("psi_max", "Max feature PSI"),
+    ("selection_rate_ratio", "Selection-rate ratio"),
+)
+#: Metric table order; metrics not listed follow in the report and are left out of the card.
+METRIC_ORDER = (
+    "auc", "gini", "ks", "brier", "log_loss", "ece", "average_precision", "recall_at_1pct_fpr",
+    "precision_at_top_1pct", "approval_rate", "bad_rate_approved", "precision", "recall",
+    "true_positives", "false_positives", "true_negatives", "false_negatives", "psi_max", "score_psi",
+    "selection_rate_ratio", "demographic_parity_difference", "equalized_odds_difference",
+    "monotonicity_violations",
+)  # fmt: skip
+
+
+def fmt(value: Any, digits: int = 4) -> str:
+    """A value as the reviewer reads it: "—" for missing, thousands separators, fixed digits."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return f"{int(value):,}"
+    if isinstance(value, float | np.floating):
+        number = float(value)
+        if not np.isfinite(number):
+            return "—"
+        if number.is_integer() and abs(number) >= 2:  # counts held as floats
+            return f"{int(number):,}"
+        return f"{number:.{digits}f}"
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A frame as formatted text: the column headers, one class per column, the cells.
+
+    `column_classes` is "l" for a left-aligned (text) column and "" otherwise;
+    `row_classes`, when given, is one CSS class per row ("bad", "small" or "").
+    """
+
+    columns: tuple[str, ...]
+    column_classes: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    row_classes: tuple[str, ...] | None = None
+
+
+def table(
+    frame: pd.DataFrame,
+    *,
+    left: Iterable[str] = (),
+    row_class: pd.Series | None = None,
+    cell: Callable[[Any], str] = fmt,
+) -> Table:
+    """`frame` as a `Table`; `left` names the text columns, `cell` formats each value."""
+    left = set(left)
+    # Column by column, so an integer column stays integer (iterrows would upcast the row).
+    columns = [[cell(v) for v in frame[c].tolist()] for c in frame.columns]
+    return Table(
+        columns=tuple(str(c) for c in frame.columns),
+        column_classes=tuple("l" if c in left else "" for c in frame.columns),
+        rows=tuple(zip(*columns, strict=True)) if columns else ((),) * len(frame),
+        row_classes=None if row_class is None else tuple(str(c) for c in row_class),
+    )
+
+
+def _markdown_cell(value: Any) -> str:
+    # Markdown passes inline HTML through, so text is escaped as in the HTML report.
+    return html.escape(fmt(value)).replace("|", "/")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A PNG to embed: the page stays one file, with no request for an image."""
+
+    alt: str
+    png: bytes
+
+    @property
+    def src(self) -> str:
+        return f"data:image/png;base64,{base64.b64encode(self.png).decode()}"
+
+
+def _figure(png: bytes | None, alt: str) -> Figure | None:
+    return None if png is None else Figure(alt, png)
+
+
+def _test_split(evidence: Evidence) -> SplitEvidence:
+    return evidence.splits.get("test") or next(iter(evidence.splits.values()))
+
+
+def _metrics(evidence: Evidence, *, unlisted: bool) -> pd.DataFrame:
+    metrics = pd.DataFrame({n: p.metrics for n, p in evidence.splits.items()})
+    ordered = [m for m in METRIC_ORDER if m in metrics.index]
+    if unlisted:
+        ordered += [m for m in metrics.index if m not in METRIC_ORDER]
+    return metrics.loc[ordered].reset_index(names="metric")
+
+
+def _splits(evidence: Evidence) -> pd.DataFrame:
+    return pd.DataFrame([s.__dict__ for s in evidence.split_summary])
+
+
+def _drift_table(drift: DriftResult) -> Table:
+    frame = drift.table()
+    row_class = frame["drifted"].map({True: "bad", False: ""}) if "drifted" in frame else None
+    return table(frame, left=["feature", "kind", "new_levels"], row_class=row_class)
+
+
+def _gates(evidence: Evidence) -> Table | None:
+    rows = pd.DataFrame(evidence.gates.to_json())
+    if not len(rows):
+        return None
+    rows["passed"] = rows["passed"].map({True: "pass", False: "FAIL"})
+    classes = rows["passed"].map({"pass": "", "FAIL": "bad"})
+    return table(rows, left=["metric", "split", "op", "passed"], row_class=classes)
+
+
+def _explainability(evidence: Evidence) -> dict[str, Any]:
+    shap_plots = evidence.plots
+    texts = pd.DataFrame(
+        {
+            "feature": list(evidence.reason_texts),
+            "reason text": list(evidence.reason_texts.values()),
+        }
+    )
+    mono = pd.DataFrame(
+        {"feature": list(evidence.monotonicity), "violations": list(evidence.monotonicity.values())}
+    )
+    examples = evidence.reason_examples
+    return {
+        "importance": _figure(shap_plots.get("importance"), "mean |SHAP|"),
+        "beeswarm": _figure(shap_plots.get("beeswarm"), "beeswarm"),
+        "dependence": [
+            Figure(name, png) for name, png in shap_plots.items() if name.startswith("dependence_")
+        ],
+        "examples": table(
+            examples, left=[c for c in examples.columns if c not in {"probability", "score"}]
+        ),
+        "texts": table(texts, left=["feature", "reason text"]),
+        "monotonicity": table(mono, left=["feature"]) if len(mono) else None,
+    }
+
+
+def _fairness(evidence: Evidence) -> dict[str, Any] | None:
+    fairness = _test_split(evidence).fairness
+    if fairness is None or not fairness.groups:
+        return None
+    summary = pd.DataFrame(
+        [
+            {
+                "attribute": a.attribute,
+                "selection_rate_ratio": a.selection_rate_ratio,
+                "demographic_parity_difference": a.demographic_parity_difference,
+                "equalized_odds_difference": a.equalized_odds_difference,
+                "lowest": a.lowest_group,
+                "highest": a.highest_group,
+                "groups_excluded_as_small": ", ".join(a.excluded_small) or "—",
+            }
+            for a in fairness.attributes
+        ]
+    )
+    groups = fairness.table()
+    row_class = groups["small"].map({True: "small", False: ""}) if "small" in groups else None
+    return {
+        "min_group_size": fairness.min_group_size,
+        "summary": table(
+            summary, left=["attribute", "lowest", "highest", "groups_excluded_as_small"]
+        ),
+        "plot": _figure(plots.fairness_plot(evidence), "approval by group"),
+        "groups": table(groups, left=["attribute", "group"], row_class=row_class),
+    }
+
+
+def _drift(drift: DriftResult | None) -> dict[str, Any] | None:
+    if drift is None:
+        return None
+    return {
+        "result": drift,
+        "plot": Figure("PSI by feature", plots.psi_plot(drift)),
+        "table": _drift_table(drift),
+    }
+
+
+def report_context(evidence: Evidence, lineage: Mapping[str, Any]) -> dict[str, Any]:
+    """The names `report.html.j2` reads."""
+    test = _test_split(evidence)
+    version = lineage.get("model_version", "")
+    return {
+        "evidence": evidence,
+        "title": f"{evidence.model_name}" + (f" version {version}" if version else ""),
+        "lineage": [
+            (key.replace("_", " "), str(value))
+            for key, value in lineage.items()
+            if key != "model_version" and value not in (None, "")
+        ],
+        "headline": [
+            (label, fmt(test.metrics.get(key), 3)) for key, label in HEADLINE if key in test.metrics
+        ],
+        "gates": _gates(evidence),
+        "splits": table(_splits(evidence), left=["name", "date_min", "date_max"]),
+        "metrics": table(_metrics(evidence, unlisted=True), left=["metric"]),
+        "bands": table(test.bands),
+        "roc_ks": Figure("ROC and KS", plots.roc_ks_plot(evidence)),
+        "calibration": Figure("calibration", plots.calibration_plot(evidence)),
+        "explain": _explainability(evidence),
+        "fairness": _fairness(evidence),
+        "drift": _drift(test.drift),
+    }
+
+
+def model_card_context(evidence: Evidence, lineage: Mapping[str, Any]) -> dict[str, Any]:
+    """The names `model_card.md.j2` reads; its tables are markdown-safe text."""
+    test = _test_split(evidence)
+    fairness = test.fairness
+    return {
+        "evidence": evidence,
+        "title": f"{evidence.model_name} {lineage.get('model_version', '')}".rstrip(),
+        "splits": table(_splits(evidence), cell=_markdown_cell),
+        "metrics": table(_metrics(evidence, unlisted=False), cell=_markdown_cell),
+        "fairness": fairness if fairness is not None and fairness.groups else None,
+        "importance": table(evidence.importance.head(10), cell=_markdown_cell),
+        "drift": test.drift,
+    }
+
+
+def drift_context(drift: DriftResult, lineage: Mapping[str, Any]) -> dict[str, Any]:
+    """The names `drift.html.j2` reads (`creditgov drift --report`)."""
+    return {
+        "drift": _drift(drift),
+        "lineage": [(key.replace("_", " "), str(value)) for key, value in lineage.items()],
+    }

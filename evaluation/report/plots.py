@@ -1,0 +1,126 @@
+"""The report's figures: matplotlib charts drawn from `Evidence`, returned as PNG bytes.
+
+Each function draws one chart and hands back the encoded image, never a figure object,
+so the templates only ever see bytes to embed and nothing here knows about HTML. The
+SHAP plots are not here: `evaluation.explain.plots` draws them with the evidence and
+they arrive in `Evidence.plots`. matplotlib is imported inside the functions, on the
+non-interactive Agg backend, so importing the report stays cheap and a batch job never
+opens a display.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from evaluation.drift import DriftResult
+    from evaluation.evidence import Evidence
+
+__all__ = ["calibration_plot", "fairness_plot", "psi_plot", "roc_ks_plot"]
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def roc_ks_plot(evidence: Evidence) -> bytes:
+    """ROC of every split beside the cumulative bads and goods by score band on test."""
+    fig, (roc_ax, ks_ax) = _pyplot().subplots(1, 2, figsize=(9.5, 3.8))
+    for name, part in evidence.splits.items():
+        roc_ax.plot(
+            part.roc.fpr,
+            part.roc.tpr,
+            label=f"{name} (AUC {part.metrics.get('auc', float('nan')):.3f})",
+        )
+    roc_ax.plot([0, 1], [0, 1], color="#bbb", lw=1, ls="--")
+    roc_ax.set(
+        xlabel="false positive rate (goods declined)",
+        ylabel="true positive rate (bads declined)",
+        title="ROC",
+    )
+    roc_ax.legend(fontsize=8, loc="lower right")
+    test = evidence.splits.get("test") or next(iter(evidence.splits.values()))
+    bands = test.bands
+    bads = bands["bads"].to_numpy(dtype=np.float64)[::-1]
+    goods = bands["count"].to_numpy(dtype=np.float64)[::-1] - bads
+    x = np.arange(1, len(bands) + 1)
+    ks_ax.plot(x, np.cumsum(bads) / max(1.0, bads.sum()), marker="o", label="bads (cumulative)")
+    ks_ax.plot(x, np.cumsum(goods) / max(1.0, goods.sum()), marker="o", label="goods (cumulative)")
+    ks_ax.set(
+        xlabel="score band, riskiest first",
+        ylabel="cumulative share",
+        title=f"KS on test: {test.metrics.get('ks', float('nan')):.3f}",
+    )
+    ks_ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def calibration_plot(evidence: Evidence) -> bytes:
+    """Observed rate against mean predicted probability by decile, one line per split."""
+    fig, ax = _pyplot().subplots(figsize=(4.6, 3.8))
+    top = 0.0
+    for name, part in evidence.splits.items():
+        cal = part.calibration
+        ax.plot(cal.predicted, cal.observed, marker="o", label=name)
+        top = max(top, float(cal.predicted.max()), float(cal.observed.max()))
+    ax.plot([0, top], [0, top], color="#bbb", lw=1, ls="--", label="perfect")
+    ax.set(
+        xlabel="predicted probability (decile mean)", ylabel="observed rate", title="Calibration"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def fairness_plot(evidence: Evidence) -> bytes | None:
+    """Approval rate by group on test with the four-fifths line; None without groups."""
+    test = evidence.splits.get("test")
+    if test is None or test.fairness is None or not test.fairness.groups:
+        return None
+    groups = [g for g in test.fairness.groups if "×" not in g.attribute]
+    fig, ax = _pyplot().subplots(figsize=(9.5, 0.32 * len(groups) + 1.2))
+    labels = [f"{g.attribute} = {g.group}" + (" (small)" if g.small else "") for g in groups]
+    colors = ["#c9ced6" if g.small else "#4c78a8" for g in groups]
+    ax.barh(labels, [g.approval_rate for g in groups], color=colors)
+    best = max((g.approval_rate for g in groups if not g.small), default=0)
+    ax.axvline(0.8 * best, color="#a1261b", ls="--", lw=1, label="4/5 of the highest group")
+    ax.invert_yaxis()
+    ax.set(xlabel="approval rate on test", title="Approval rate by group")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def psi_plot(drift: DriftResult) -> bytes:
+    """PSI by feature, coloured stable / moderate / over the drift threshold."""
+    psi = pd.Series(dict(drift.psi), dtype="float64").sort_values()
+    fig, ax = _pyplot().subplots(figsize=(9.5, 0.28 * len(psi) + 1.2))
+    colors = [
+        "#a1261b" if v > drift.threshold else "#e2a400" if v > 0.1 else "#4c78a8" for v in psi
+    ]
+    ax.barh(psi.index, psi.to_numpy(), color=colors)
+    ax.axvline(0.1, color="#e2a400", ls=":", lw=1)
+    ax.axvline(
+        drift.threshold, color="#a1261b", ls="--", lw=1, label=f"threshold {drift.threshold:g}"
+    )
+    ax.set(xlabel="PSI against the training population", title="Population stability by feature")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _png(fig)
