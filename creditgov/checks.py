@@ -11,9 +11,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from creditgov.config import JobConfig
+
+if TYPE_CHECKING:
+    from evaluation.drift import DriftResult
+    from evaluation.evidence import Evidence
+    from registry.artifacts import ModelBundle
 
 __all__ = ["DriftCheck", "Retest", "check_drift", "fetch_reports", "retest"]
 
@@ -22,7 +27,7 @@ __all__ = ["DriftCheck", "Retest", "check_drift", "fetch_reports", "retest"]
 class Retest:
     model_name: str
     model_version: str
-    evidence: Any  # evaluation.evidence.Evidence
+    evidence: Evidence
     reports: Mapping[str, str]
 
     def summary(self) -> dict[str, Any]:
@@ -41,7 +46,7 @@ class Retest:
 class DriftCheck:
     model_name: str
     model_version: str
-    result: Any  # evaluation.drift.DriftResult
+    result: DriftResult
     reports: Mapping[str, str]
 
     def summary(self) -> dict[str, Any]:
@@ -53,7 +58,7 @@ class DriftCheck:
         }
 
 
-def _bundle(model_uri: str) -> tuple[Any, JobConfig]:
+def _bundle(model_uri: str) -> tuple[ModelBundle, JobConfig]:
     from creditgov.config import ConfigError
     from registry.artifacts import load_bundle
     from registry.tracking import resolve_tracking_uri, use_tracking
@@ -78,6 +83,7 @@ def _context(bundle: Any, data: Path) -> dict[str, Any]:
 
 def retest(model_uri: str, data: Path, *, report_dir: Path | None = None) -> Retest:
     """The same evidence as training, on a new labelled batch (it plays the test split)."""
+    from creditgov.config import ConfigError
     from creditgov.stages import explain_settings
     from evaluation.drift import ReferenceProfile
     from evaluation.evidence import evaluate_batch
@@ -101,6 +107,10 @@ def retest(model_uri: str, data: Path, *, report_dir: Path | None = None) -> Ret
         for_training=False,
     )
     reasons = bundle.state.get("reasons") or {}
+    if bundle.reference is None:
+        raise ConfigError(
+            f"{model_uri}: the model has no reference_profile.json; retrain it with this version of creditgov"
+        )
     evidence = evaluate_batch(
         spec,
         dataset,

@@ -304,15 +304,19 @@ def drift(
         table.add_column(
             column, justify="left" if column in {"feature", "new levels", ""} else "right"
         )
-    for row in result.table().sort_values("psi", ascending=False).itertuples(index=False):
-        ks = "" if row.ks is None or row.ks != row.ks else f"{row.ks:.3f}"
-        flag = "[red]drift[/]" if row.drifted else ("[yellow]moderate[/]" if row.psi > 0.1 else "")
+    rows: list[dict[Any, Any]] = (
+        result.table().sort_values("psi", ascending=False).to_dict("records")
+    )
+    for row in rows:
+        ks = "" if row["ks"] is None or row["ks"] != row["ks"] else f"{row['ks']:.3f}"
+        psi = row["psi"]
+        flag = "[red]drift[/]" if row["drifted"] else ("[yellow]moderate[/]" if psi > 0.1 else "")
         table.add_row(
-            str(row.feature),
-            f"{row.psi:.4f}",
+            str(row["feature"]),
+            f"{psi:.4f}",
             ks,
-            f"{row.missing_ref:.1%} → {row.missing_new:.1%}",
-            str(row.new_levels or ""),
+            f"{row['missing_ref']:.1%} → {row['missing_new']:.1%}",
+            str(row["new_levels"] or ""),
             flag,
         )
     console.print(table)

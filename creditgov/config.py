@@ -35,7 +35,9 @@ __all__ = [
     "ConfigError",
     "DataConfig",
     "DecisionConfig",
+    "DriftConfig",
     "EvaluationConfig",
+    "FairnessConfig",
     "GateConfig",
     "JobConfig",
     "ModelConfig",
@@ -48,6 +50,7 @@ __all__ = [
     "config_sha256",
     "flatten",
     "load_config",
+    "validate_config",
 ]
 
 

@@ -12,13 +12,16 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from creditgov import stages
 from creditgov.config import JobConfig
 from creditgov.stages import prepare
 from training.data import DroppedColumn
 from training.split import SplitSummary
+
+if TYPE_CHECKING:
+    from training.tuning import TrialRecord
 
 __all__ = ["JobResult", "Progress", "prepare", "run"]
 
@@ -142,7 +145,7 @@ def run(
                     client, experiment_id=experiment_id, parent_run_id=run_id, metric=tuning.metric
                 )
 
-                def on_trial(record: Any, best: float | None) -> None:
+                def on_trial(record: TrialRecord, best: float | None) -> None:
                     show.trial(record.number, record.state, record.value, best, tuning.n_trials)
 
                 with team_workers(

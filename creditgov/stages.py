@@ -27,6 +27,7 @@ from training.models.registry import get_kind
 from training.split import Splits, split_dataset
 
 if TYPE_CHECKING:
+    import optuna
     from mlflow.tracking import MlflowClient
 
     from evaluation.evidence import Evidence, ExplainSettings
@@ -119,7 +120,7 @@ def param_sets(config: JobConfig) -> Iterator[tuple[str, Mapping[str, Any]]]:
             yield f"{where}.{end}", {**base, name: int(value) if space.type == "int" else value}
 
 
-def open_job_study(config: JobConfig, *, resume: bool) -> Any:
+def open_job_study(config: JobConfig, *, resume: bool) -> optuna.Study | None:
     """The job's Optuna study (None when not tuning), opened before the run starts."""
     from training.tuning import TuneError
 
@@ -199,7 +200,7 @@ def log_lineage(
 
 
 def tune_splits(
-    config: JobConfig, study: Any, inputs: ModelInputs, hooks: list[TrialHook]
+    config: JobConfig, study: optuna.Study, inputs: ModelInputs, hooks: list[TrialHook]
 ) -> TuneResult:
     """The config's search on `study`: the same call in the job and in every worker."""
     from evaluation.metrics import tuning_objective

@@ -25,9 +25,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from creditgov.config import JobConfig, validate_config
+
+if TYPE_CHECKING:
+    import optuna
+
+    from creditgov.job import Progress
+    from registry.tracking import TrialLogger
+    from training.split import Splits
+    from training.tuning import TrialHook, TuneResult
 
 __all__ = [
     "EXPERIMENT_ATTR",
@@ -78,7 +86,7 @@ def _sampler_seed(config: JobConfig) -> int:
     return config.seed + os.getpid()
 
 
-def _open(config: JobConfig, *, seed: int) -> Any:
+def _open(config: JobConfig, *, seed: int) -> optuna.Study:
     from evaluation.metrics import objective_direction
     from training.tuning import open_study
 
@@ -94,7 +102,9 @@ def _open(config: JobConfig, *, seed: int) -> Any:
     )
 
 
-def tune_job(config: JobConfig, study: Any, splits: Any, hooks: list[Any]) -> Any:
+def tune_job(
+    config: JobConfig, study: optuna.Study, splits: Splits, hooks: list[TrialHook]
+) -> TuneResult:
     """The config's search on `study` from freshly prepared splits (a worker's, a joiner's)."""
     from creditgov.stages import tune_splits
     from training.models.registry import get_kind
@@ -102,7 +112,7 @@ def tune_job(config: JobConfig, study: Any, splits: Any, hooks: list[Any]) -> An
     return tune_splits(config, study, get_kind(config.model.type).inputs(splits), hooks)
 
 
-def _trial_logger(config: JobConfig, uri: str, run_id: str, experiment_id: str) -> Any:
+def _trial_logger(config: JobConfig, uri: str, run_id: str, experiment_id: str) -> TrialLogger:
     from registry.tracking import TrialLogger, use_tracking
 
     return TrialLogger(
@@ -159,13 +169,13 @@ def _start(config: JobConfig, count: int, *, uri: str, run_id: str, experiment_i
 @contextmanager
 def team_workers(
     config: JobConfig,
-    study: Any,
+    study: optuna.Study,
     workers: int,
     *,
     uri: str,
     run_id: str,
     experiment_id: str,
-    show: Any,
+    show: Progress,
 ) -> Iterator[None]:
     """Around the job's own tuning: publish its run on the study, run N-1 more workers.
 
@@ -191,7 +201,7 @@ def team_workers(
 
 
 def join_running_study(
-    config: JobConfig, workers: int, *, resume: bool, show: Any
+    config: JobConfig, workers: int, *, resume: bool, show: Progress
 ) -> JoinResult | None:
     """If another job's study is running, add trials to it from here and return; else None."""
     import optuna

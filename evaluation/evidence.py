@@ -39,6 +39,7 @@ __all__ = [
     "SplitEvidence",
     "evaluate",
     "evaluate_batch",
+    "json_safe",
     "score_split",
 ]
 

@@ -68,7 +68,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
-from evaluation.metrics import _check, _check_unit_interval
+from evaluation.metrics import check_scores, check_unit_interval
 
 __all__ = [
     "MAX_UNBINNED_VALUES",
@@ -459,8 +459,8 @@ def assess_fairness(
     duplicate column names, bins on a non-numeric attribute, or a numeric attribute
     with more than 20 distinct values and no bins (the message names the config key).
     """
-    t = _check_unit_interval("threshold", threshold)
-    y, p = _check(y_true, y_prob, need_both_classes=False)
+    t = check_unit_interval("threshold", threshold)
+    y, p = check_scores(y_true, y_prob, need_both_classes=False)
     if (
         isinstance(min_group_size, bool)
         or not isinstance(min_group_size, numbers.Integral)

@@ -48,6 +48,8 @@ __all__ = [
     "METRICS",
     "Metric",
     "MetricKind",
+    "check_scores",
+    "check_unit_interval",
     "decision_metrics",
     "expected_calibration_error",
     "get_metric",
@@ -141,7 +143,7 @@ def _as_probs(y_prob: ArrayLike) -> _Probs:
     return arr
 
 
-def _check(
+def check_scores(
     y_true: ArrayLike, y_prob: ArrayLike, *, need_both_classes: bool
 ) -> tuple[_Labels, _Probs]:
     """Convert and check once, at the boundary; the private helpers then trust their inputs."""
@@ -162,7 +164,7 @@ def _check(
     return y, p
 
 
-def _check_unit_interval(name: str, value: float, *, open_interval: bool = False) -> float:
+def check_unit_interval(name: str, value: float, *, open_interval: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a number, got {value!r}")
     v = float(value)
@@ -298,7 +300,7 @@ def ks_statistic(y_true: ArrayLike, y_prob: ArrayLike) -> float:
     This is the two-sided statistic (``scipy.stats.ks_2samp``): a model whose scores
     are inverted gets the same KS; ``auc`` tells the two apart.
     """
-    y, p = _check(y_true, y_prob, need_both_classes=True)
+    y, p = check_scores(y_true, y_prob, need_both_classes=True)
     return _ks(y, p)
 
 
@@ -311,7 +313,7 @@ def expected_calibration_error(y_true: ArrayLike, y_prob: ArrayLike, *, n_bins: 
     """
     if isinstance(n_bins, bool) or not isinstance(n_bins, numbers.Integral) or n_bins < 1:
         raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
-    y, p = _check(y_true, y_prob, need_both_classes=False)
+    y, p = check_scores(y_true, y_prob, need_both_classes=False)
     return _ece(y, p, int(n_bins))
 
 
@@ -321,8 +323,8 @@ def recall_at_fpr(y_true: ArrayLike, y_prob: ArrayLike, *, fpr: float = 0.01) ->
     Fraud teams size an alert queue by how many good customers they may bother; this is
     the share of fraud caught within that allowance.
     """
-    fpr_max = _check_unit_interval("fpr", fpr)
-    y, p = _check(y_true, y_prob, need_both_classes=True)
+    fpr_max = check_unit_interval("fpr", fpr)
+    y, p = check_scores(y_true, y_prob, need_both_classes=True)
     return _recall_at_fpr(y, p, fpr_max)
 
 
@@ -333,7 +335,7 @@ def precision_at_k(y_true: ArrayLike, y_prob: ArrayLike, *, k: int | float) -> f
     to whole rows. Rows tied with the k-th score are counted by their mean bad rate
     (the expectation over random tie-breaking), so the result is order-independent.
     """
-    y, p = _check(y_true, y_prob, need_both_classes=False)
+    y, p = check_scores(y_true, y_prob, need_both_classes=False)
     return _precision_at_k(y, p, k)
 
 
@@ -343,7 +345,7 @@ def score_metrics(y_true: ArrayLike, y_prob: ArrayLike) -> dict[str, float]:
     Raises ``ValueError`` if ``y_true`` holds one class only, because AUC, KS and the
     other ranking metrics are then undefined and a gate must not pass on a NaN.
     """
-    y, p = _check(y_true, y_prob, need_both_classes=True)
+    y, p = check_scores(y_true, y_prob, need_both_classes=True)
     return {name: impl(y, p) for name, (impl, _) in _SCORE_IMPLS.items()}
 
 
@@ -351,7 +353,7 @@ def _score_fn(name: str) -> Callable[[ArrayLike, ArrayLike], float]:
     impl, need_both = _SCORE_IMPLS[name]
 
     def fn(y_true: ArrayLike, y_prob: ArrayLike) -> float:
-        y, p = _check(y_true, y_prob, need_both_classes=need_both)
+        y, p = check_scores(y_true, y_prob, need_both_classes=need_both)
         return impl(y, p)
 
     fn.__name__ = name
@@ -401,9 +403,9 @@ def decision_metrics(
     bads, ``bad_rate_approved`` when nothing is approved. ``expected_cost`` is the cost
     per row, ``(cost_fn * FN + cost_fp * FP) / n``, and NaN when no costs are given.
     """
-    t = _check_unit_interval("threshold", threshold)
+    t = check_unit_interval("threshold", threshold)
     costs = _check_costs(cost_false_negative, cost_false_positive)
-    y, p = _check(y_true, y_prob, need_both_classes=False)
+    y, p = check_scores(y_true, y_prob, need_both_classes=False)
     flagged = p >= t
     bad = y == 1
     tp = float(np.sum(flagged & bad))
@@ -473,7 +475,7 @@ def score_bands(y_true: ArrayLike, y_prob: ArrayLike, *, n_bands: int = 10) -> p
 
     if isinstance(n_bands, bool) or not isinstance(n_bands, numbers.Integral) or n_bands < 1:
         raise ValueError(f"n_bands must be a positive int, got {n_bands!r}")
-    y, p = _check(y_true, y_prob, need_both_classes=False)
+    y, p = check_scores(y_true, y_prob, need_both_classes=False)
     n = p.shape[0]
     order = np.argsort(p, kind="stable")
     p_sorted = p[order]

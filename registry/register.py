@@ -28,8 +28,11 @@ __all__ = [
     "MODEL_FILE",
     "LoggedModel",
     "log_scoring_model",
+    "mark_validated",
+    "quiet_mlflow_advice",
     "register_version",
     "scoring_requirements",
+    "signature_for",
 ]
 
 MODEL_FILE = Path(__file__).with_name("scoring_model.py")

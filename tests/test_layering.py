@@ -131,3 +131,60 @@ def test_no_import_cycle_between_modules() -> None:
     except graphlib.CycleError as err:
         pytest.fail(f"import cycle: {' -> '.join(err.args[1])}")
     assert len(order) == len(MODULES)
+
+
+def _private_imports() -> list[str]:
+    wrong = []
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and _ours(node.module):
+                wrong += [
+                    f"{module}: {node.module}.{a.name}"
+                    for a in node.names
+                    if a.name.startswith("_")
+                ]
+    return wrong
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    assert not _private_imports()
+
+
+#: Modules without a public face of their own: entry points and the served file.
+NO_ALL = {"registry.scoring_model", "creditgov.cli"}
+
+
+def _public_definitions(path: Path) -> set[str]:
+    """Top-level public functions and classes defined (not imported) in the file."""
+    return {
+        node.name
+        for node in ast.parse(path.read_text(encoding="utf-8")).body
+        if isinstance(node, ast.FunctionDef | ast.ClassDef | ast.AsyncFunctionDef)
+        and not node.name.startswith("_")
+    }
+
+
+@pytest.mark.parametrize(
+    "module",
+    sorted(
+        m
+        for m in MODULES
+        if not m.startswith("benchmarks")
+        and not m.endswith("__main__")
+        and m not in NO_ALL
+        and MODULES[m].name != "__init__.py"
+    ),
+)
+def test_all_lists_what_the_module_defines_and_nothing_else(module: str) -> None:
+    """`__all__` is the module's public face: every name in it exists, and every public
+    function and class the module defines is in it (constants may stay unlisted)."""
+    import importlib
+
+    loaded = importlib.import_module(module)
+    listed = getattr(loaded, "__all__", None)
+    assert listed is not None, f"{module} has no __all__"
+    missing = [name for name in listed if not hasattr(loaded, name)]
+    assert not missing, f"{module}.__all__ names what it lacks: {missing}"
+    defined = _public_definitions(MODULES[module])
+    unlisted = sorted(defined - set(listed))
+    assert not unlisted, f"{module} defines public names missing from __all__: {unlisted}"

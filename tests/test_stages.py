@@ -70,3 +70,39 @@ def test_calibration_and_cut_off_are_learned_on_the_validation_split(
     for name in ("train", "test"):
         expected = booster.predict(encode(splits.parts()[name].features, inputs.features))
         np.testing.assert_allclose(fitted.raw[name], expected, rtol=0, atol=1e-12)
+
+
+def test_the_drift_reference_and_the_test_evidence_come_from_their_own_splits(
+    credit_job: CreditJob,
+) -> None:
+    """Siblings of the calibration pin: the reference profile stored with the model is the
+    train split's (with the model's calibrated train scores), and each split's metrics are
+    that split's — both would look plausible computed on another split."""
+    from sklearn.metrics import roc_auc_score
+
+    from evaluation.drift import build_reference
+
+    config = load_config(
+        credit_job(
+            config_updates={
+                "model": {"params": {"num_boost_round": 30, "early_stopping_rounds": 0}},
+                "evaluation": {"shap_sample": 200},
+            }
+        )
+    )
+    splits = stages.prepare(config)
+    fitted = stages.fit_final(config, get_kind("lightgbm").inputs(splits), {})
+    evidence = stages.evaluate_model(config, fitted, splits)
+    spec = fitted.spec
+    train = splits.train
+    expected = build_reference(
+        train.features,
+        categorical=train.categorical,
+        scores=spec.probability(train.features),
+        bins=config.evaluation.drift.bins,
+    )
+    assert evidence.reference.to_json() == expected.to_json()
+    for name, part in splits.parts().items():
+        auc = roc_auc_score(part.target, spec.probability(part.features))
+        assert evidence.splits[name].metrics["auc"] == pytest.approx(auc, abs=1e-12)
+        assert evidence.splits[name].rows == part.n_rows

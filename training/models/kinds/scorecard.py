@@ -47,6 +47,8 @@ __all__ = [
     "ScorecardFit",
     "ScorecardKind",
     "ScorecardModel",
+    "bins_term",
+    "characteristic_of",
     "fit_scorecard",
     "points_table",
     "scorecard_raw",
