@@ -47,7 +47,6 @@ console = Console(stderr=False)
 errors = Console(stderr=True)
 
 
-
 class Kind(StrEnum):
     credit = "credit"
     fraud = "fraud"
