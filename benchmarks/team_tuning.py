@@ -71,8 +71,8 @@ def run(
     log: Callable[[str], None] = print,
 ) -> list[BenchResult]:
     from creditgov.config import load_config
-    from registry.team import create_databases, drop_databases
     from registry.tracking import use_tracking
+    from server import create_databases, drop_databases
     from training.synthetic import make_credit, write_table
     from training.tuning import storage_url
 

@@ -50,5 +50,5 @@ def server_refusals(name: str, *, actor: str) -> Iterator[None]:
         raise GovernanceError(
             f"the tracking server refused {actor!r} permission to {action} on registered model "
             f"{name!r} (PERMISSION_DENIED); an admin grants it with "
-            f"`python -m registry.team grant {actor} {name} MANAGE`"
+            f"`python -m server grant {actor} {name} MANAGE`"
         ) from None
