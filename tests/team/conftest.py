@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from datasets import make_credit, write_table
 from server import Stack, TeamError, add_user, down, drop_databases, grant, up
-from training.synthetic import make_credit, write_table
 
 REPO = Path(__file__).resolve().parents[2]
 POSTGRES = os.environ.get("CREDITGOV_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
