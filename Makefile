@@ -41,7 +41,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 # Team mode: one MLflow server on PostgreSQL with basic auth (README "Team mode").
-TEAM := $(PY) -m registry.team
+TEAM := $(PY) -m server
 
 team-up: $(STAMP)
 	$(TEAM) up

@@ -133,8 +133,8 @@ def make_setup(folder: Path, *, train_rows: int, seed: int, log: Log) -> Setup:
 
     from creditgov.config import load_config
     from creditgov.job import run as run_job
+    from datasets import make_credit, write_table
     from registry.artifacts import load_bundle
-    from training.synthetic import make_credit, write_table
 
     source = folder / "train.parquet"
     write_table(make_credit(train_rows, seed=seed).frame, source)
@@ -175,7 +175,7 @@ def make_setup(folder: Path, *, train_rows: int, seed: int, log: Log) -> Setup:
 
 def draw_rows(setup: Setup, rows: int, *, declined: bool, seed: int) -> pd.DataFrame:
     """`rows` feature rows the model approves (or declines), drawn with replacement."""
-    from training.synthetic import make_credit
+    from datasets import make_credit
 
     pool = make_credit(max(rows, 50_000), seed=seed).frame[setup.features]
     # The served decision rule on the probability alone: no TreeSHAP for the whole pool.
@@ -332,7 +332,7 @@ def _child_peak(
 
 
 def bench_memory(setup: Setup, *, chunk_rows: int, seed: int, log: Log) -> BenchResult:
-    from training.synthetic import make_credit, write_table
+    from datasets import make_credit, write_table
 
     folder = setup.folder
     file_rows = 10 * chunk_rows
@@ -436,7 +436,7 @@ def _wait_for_ping(process: subprocess.Popen[bytes], port: int, log_file: Path) 
 
 
 def bench_latency(setup: Setup, *, requests: int, seed: int, log: Log) -> BenchResult:
-    from training.synthetic import make_credit
+    from datasets import make_credit
 
     rows = make_credit(max(requests, 1000), seed=seed + 4).frame[setup.features].head(requests)
     bodies = [

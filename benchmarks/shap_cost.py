@@ -72,11 +72,11 @@ class Setup:
 def make_setup(rows: int, *, train_rows: int, seed: int, folder: Path) -> Setup:
     """Train the shipped config (tuning off) on `train_rows` rows; draw `rows` rows to explain."""
     from creditgov.config import load_config
+    from datasets import make_credit, write_table
     from training.data import load_dataset
     from training.models.policy import ScoreScale
     from training.models.spec import fit_model
     from training.split import split_dataset
-    from training.synthetic import make_credit, write_table
 
     path = folder / "credit.parquet"
     write_table(make_credit(train_rows, seed=seed).frame, path)

@@ -71,9 +71,9 @@ def run(
     log: Callable[[str], None] = print,
 ) -> list[BenchResult]:
     from creditgov.config import load_config
-    from registry.team import create_databases, drop_databases
+    from datasets import make_credit, write_table
     from registry.tracking import use_tracking
-    from training.synthetic import make_credit, write_table
+    from server import create_databases, drop_databases
     from training.tuning import storage_url
 
     database = f"creditgov_bench_{secrets.token_hex(4)}"

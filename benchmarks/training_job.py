@@ -44,12 +44,12 @@ from training.models.lightgbm import (
 from benchmarks import BenchResult, Samples, interleave
 from creditgov import job
 from creditgov.config import JobConfig, load_config
+from datasets import make_credit, write_table
 from evaluation.metrics import get_metric
 from training.data import Dataset
 from training.models.encoding import FeatureSpec, encode, feature_specs
 from training.models.spec import BaseFit
 from training.split import Splits
-from training.synthetic import make_credit, write_table
 
 __all__ = [
     "AUC_GAP_TARGET",

@@ -141,7 +141,7 @@ def synth(
     The true probabilities give the Bayes AUC: the best AUC any model could reach on
     those rows, so you can see how close a job gets.
     """
-    from training.synthetic import make_credit, make_fraud, write_table, write_truth
+    from datasets import make_credit, make_fraud, write_table, write_truth
 
     for path in (out, truth):
         if path is not None and path.suffix.lower() not in {".csv", ".parquet"}:

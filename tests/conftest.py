@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from training.synthetic import make_credit
+from datasets import make_credit
 
 REPO = Path(__file__).resolve().parents[1]
 CREDIT_CONFIG = REPO / "configs" / "credit_scoring.yaml"

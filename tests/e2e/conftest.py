@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from creditgov.config import JobConfig, load_config
-from training.synthetic import make_credit, make_fraud, write_table, write_truth
+from datasets import make_credit, make_fraud, write_table, write_truth
 
 REPO = Path(__file__).resolve().parents[2]
 

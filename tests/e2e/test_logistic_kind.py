@@ -29,10 +29,10 @@ from sklearn.linear_model import LogisticRegression
 from creditgov import stages
 from creditgov.config import load_config
 from creditgov.job import run
+from datasets import make_credit, write_table
 from tests.e2e.test_shipped_configs import LOAD_WITHOUT_CREDITGOV
 from tests.support import creditgov_in_process as creditgov
 from training.models.registry import get_kind
-from training.synthetic import make_credit, write_table
 
 REPO = Path(__file__).resolve().parents[2]
 REASONS = [f"reason_{i}" for i in range(1, 5)]

@@ -30,8 +30,8 @@ import pytest
 
 from creditgov.config import load_config
 from creditgov.job import JobResult, run
+from datasets import make_credit, write_table
 from tests.support import creditgov
-from training.synthetic import make_credit, write_table
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET, ID = "default_12m", "application_id"

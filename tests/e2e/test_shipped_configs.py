@@ -25,7 +25,7 @@ LOAD_WITHOUT_CREDITGOV = r"""
 import importlib.abc, os, sys
 class Refuse(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in {"creditgov", "training", "evaluation", "registry"}:
+        if name.split(".")[0] in {"creditgov", "datasets", "training", "evaluation", "registry", "server"}:
             raise ImportError("the served model must not import " + name)
 sys.meta_path.insert(0, Refuse())
 os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"

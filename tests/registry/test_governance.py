@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from creditgov.config import load_config
 from creditgov.job import run
+from datasets import make_credit, write_table
 from registry.governance import (
     GovernanceError,
     approve,
@@ -29,7 +30,6 @@ from registry.governance import (
     reject,
     verify_chain,
 )
-from training.synthetic import make_credit, write_table
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "credit-pd"

@@ -28,6 +28,7 @@ from mlflow.tracking import MlflowClient
 
 from creditgov.config import SearchParam, load_config
 from creditgov.job import prepare, run
+from datasets import make_credit
 from evaluation.metrics import tuning_objective
 from registry.governance import GovernanceError, approve, read_chain
 from registry.stale_runs import end_stale_runs
@@ -41,7 +42,6 @@ from tests.robustness.jobs import (
     wait_for_trials,
 )
 from tests.support import error_lines
-from training.synthetic import make_credit
 from training.tuning import open_study, tune
 
 NAME = "credit-pd"

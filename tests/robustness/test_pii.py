@@ -20,10 +20,10 @@ import pytest
 
 from creditgov.config import load_config
 from creditgov.job import run
+from datasets import make_credit
 from registry.governance import read_chain
 from registry.pii_scan import MIN_CHARS, MIN_DIGITS, PiiIndex, PiiLeak, readable_text, scan_run
 from tests.robustness.jobs import Job, artifact_files, cli, make_job, runs_of, versions_of
-from training.synthetic import make_credit
 
 PII = ("full_name", "phone", "national_id")
 ID = "application_id"

@@ -26,9 +26,9 @@ import yaml
 
 from creditgov.config import load_config
 from creditgov.job import JobResult, run
+from datasets import make_credit, make_fraud
 from registry.tracking import use_tracking
 from tests.robustness.jobs import Job, artifact_files, make_job
-from training.synthetic import make_credit, make_fraud
 
 SHIPPED = {
     "credit_scoring.yaml": ("credit", {"approve", "decline"}),

@@ -2,7 +2,7 @@
 
 Each session gets fresh databases `creditgov_test_<random>_{mlflow,auth,optuna}`, a real
 `mlflow server --app-name basic-auth` on a free loopback port (started by
-`registry.team.up`, the code behind `make team-up`), and three accounts: alice (trains),
+`server.up`, the code behind `make team-up`), and three accounts: alice (trains),
 bob (reviews and promotes, MANAGE on the model), carol (default READ only). Everything
 is stopped and dropped at the end.
 
@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from registry.team import Stack, TeamError, add_user, down, drop_databases, grant, up
-from training.synthetic import make_credit, write_table
+from datasets import make_credit, write_table
+from server import Stack, TeamError, add_user, down, drop_databases, grant, up
 
 REPO = Path(__file__).resolve().parents[2]
 POSTGRES = os.environ.get("CREDITGOV_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")

@@ -1,4 +1,4 @@
-"""The stack's own commands (`python -m registry.team`): admin password, users, grants."""
+"""The stack's own commands (`python -m server`): admin password, users, grants."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from mlflow.exceptions import MlflowException
 from mlflow.server.auth.client import AuthServiceClient
 
-from registry.team import ADMIN, change_password
+from server import ADMIN, change_password
 from tests.team.conftest import MODEL, Team
 
 
@@ -21,7 +21,7 @@ def _team(team: Team, *args: str, password: str) -> subprocess.CompletedProcess[
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(CREDITGOV_TEAM_USER_PASSWORD=password, PYTHONWARNINGS="ignore")
     return subprocess.run(
-        [sys.executable, "-m", "registry.team", "--state", str(stack.state),
+        [sys.executable, "-m", "server", "--state", str(stack.state),
          "--port", str(stack.port), "--postgres", stack.postgres, *args],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

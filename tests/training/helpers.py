@@ -5,9 +5,9 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+from datasets import make_credit, write_table
 from training.data import Dataset, load_dataset
 from training.split import Splits, split_dataset
-from training.synthetic import make_credit, write_table
 
 CREDIT_ROLES = {
     "target": "default_12m",

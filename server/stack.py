@@ -1,25 +1,17 @@
-"""The team stack: one MLflow tracking server and registry on PostgreSQL, with basic auth.
+"""The team stack itself: PostgreSQL databases and one `mlflow server` with basic auth.
 
-Nothing here is home-made: it starts MLflow's own `mlflow server --app-name basic-auth`
+Nothing here is home-made: `up` starts MLflow's own `mlflow server --app-name basic-auth`
 with a PostgreSQL backend store, a PostgreSQL user store for the auth app, and a local
 artifact root served through the server (so clients never need the server's disk and
-every artifact request is authenticated). Users and permissions are created through
-MLflow's `AuthServiceClient`. `make team-up` / `make team-down` call `up` / `down`.
+every artifact request is authenticated); `down` stops it, and the data stay.
 
 MLflow ships no default admin password: on first start the admin password is generated
 here, handed to the server once via MLFLOW_AUTH_ADMIN_PASSWORD, and kept in the stack's
 state folder (mode 0600) so the operator can log in and change it.
-
-    python -m registry.team up [--port 5050] [--state .team]
-    python -m registry.team add-user alice
-    python -m registry.team grant bob credit_scorecard MANAGE
-    python -m registry.team admin-password
-    python -m registry.team down
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import secrets
 import signal
@@ -28,7 +20,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,16 +29,15 @@ from typing import Any
 from creditgov.errors import CreditgovError
 
 __all__ = [
-    "PERMISSIONS",
+    "ADMIN",
+    "DEFAULT_PG",
+    "DEFAULT_PORT",
+    "DEFAULT_STATE",
     "Stack",
     "TeamError",
-    "add_user",
-    "change_password",
     "create_databases",
     "down",
     "drop_databases",
-    "grant",
-    "main",
     "server_command",
     "stop_process",
     "up",
@@ -56,7 +47,7 @@ __all__ = [
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432"
 DEFAULT_PORT = 5050
 DEFAULT_STATE = Path(".team")
-PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
+#: The auth app's admin account, named in basic_auth.ini; `accounts` acts as it.
 ADMIN = "admin"
 
 
@@ -286,152 +277,3 @@ def down(stack: Stack, *, timeout_s: float = 20.0) -> bool:
         return False
     stop_process(pid, timeout_s=timeout_s)
     return True
-
-
-# ----------------------------------------------------------------------------- users
-
-
-class _as_admin:
-    """MLflow's own auth client as admin (it reads credentials from the environment only),
-    then the caller's identity back."""
-
-    KEYS = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-
-    def __init__(self, url: str, password: str) -> None:
-        self.url, self.password = url, password
-        self.saved: Mapping[str, str | None] = {}
-
-    def __enter__(self) -> Any:
-        from mlflow.server.auth.client import AuthServiceClient
-
-        self.saved = {k: os.environ.get(k) for k in self.KEYS}
-        os.environ["MLFLOW_TRACKING_USERNAME"] = ADMIN
-        os.environ["MLFLOW_TRACKING_PASSWORD"] = self.password
-        return AuthServiceClient(self.url)
-
-    def __exit__(self, *exc: object) -> None:
-        for key, value in self.saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def add_user(url: str, admin_password: str, username: str, password: str) -> None:
-    with _as_admin(url, admin_password) as client:
-        client.create_user(username, password)
-
-
-def grant(url: str, admin_password: str, username: str, model: str, permission: str) -> None:
-    """Give `username` PERMISSION on registered model `model` (it need not exist yet).
-
-    EDIT lets a trainer add versions and a reviewer set approval tags; MANAGE also lets
-    one move aliases and grant others. Without a grant an account has the default READ.
-    """
-    if permission not in PERMISSIONS:
-        raise TeamError(f"permission {permission!r}: use one of {', '.join(PERMISSIONS)}")
-    from mlflow.exceptions import MlflowException
-
-    with _as_admin(url, admin_password) as client:
-        try:
-            client.grant_user_permission(username, "registered_model", model, permission)
-        except MlflowException as err:
-            if err.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-            # A grant replaces the one before: MLflow's unified API has no update.
-            client.revoke_user_permission(username, "registered_model", model)
-            client.grant_user_permission(username, "registered_model", model, permission)
-
-
-def change_password(url: str, admin_password: str, username: str, password: str) -> None:
-    """Set `username`'s password; for admin's own, MLflow also wants the current one."""
-    with _as_admin(url, admin_password) as client:
-        current = admin_password if username == ADMIN else None
-        client.update_user_password(username, password, current_password=current)
-
-
-# ----------------------------------------------------------------------------- command line
-
-
-def _admin_password(stack: Stack) -> str:
-    given = os.environ.get("CREDITGOV_TEAM_ADMIN_PASSWORD")
-    if given:
-        return given
-    if stack.password_file.exists():
-        return stack.password_file.read_text(encoding="utf-8").strip()
-    raise TeamError(
-        f"no admin password: set $CREDITGOV_TEAM_ADMIN_PASSWORD or run `up` first ({stack.password_file})"
-    )
-
-
-def _ask_password(prompt: str) -> str:
-    import getpass
-
-    given = os.environ.get("CREDITGOV_TEAM_USER_PASSWORD")
-    return given or getpass.getpass(prompt)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m registry.team", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument(
-        "--state", type=Path, default=Path(os.environ.get("CREDITGOV_TEAM_STATE", DEFAULT_STATE))
-    )
-    parser.add_argument(
-        "--port", type=int, default=int(os.environ.get("CREDITGOV_TEAM_PORT", DEFAULT_PORT))
-    )
-    parser.add_argument("--postgres", default=os.environ.get("CREDITGOV_TEAM_POSTGRES", DEFAULT_PG))
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("up", help="start PostgreSQL databases and the mlflow server")
-    commands.add_parser("down", help="stop the mlflow server")
-    commands.add_parser("admin-password", help="change the admin password (asks for the new one)")
-    user = commands.add_parser("add-user", help="create an account (asks for its password)")
-    user.add_argument("username")
-    granted = commands.add_parser("grant", help="grant a permission on a registered model")
-    granted.add_argument("username")
-    granted.add_argument("model")
-    granted.add_argument("permission", choices=PERMISSIONS)
-    args = parser.parse_args(argv)
-    stack = Stack(state=args.state, port=args.port, postgres=args.postgres)
-    try:
-        if args.command == "up":
-            first = up(stack)
-            print(f"MLflow team server at {stack.url} (backend {stack.database_uri('mlflow')})")
-            print(f"Optuna study storage for tuning.storage: {stack.optuna_uri}")
-            if first:
-                print(
-                    f"First start: admin password written to {stack.password_file} (mode 0600); "
-                    f"change it with `python -m registry.team admin-password`"
-                )
-        elif args.command == "down":
-            print("stopped" if down(stack) else "not running")
-        elif args.command == "admin-password":
-            new = _ask_password("new admin password: ")
-            change_password(stack.url, _admin_password(stack), ADMIN, new)
-            stack.password_file.write_text(new + "\n", encoding="utf-8")
-            print(f"admin password changed (kept in {stack.password_file})")
-        elif args.command == "add-user":
-            add_user(
-                stack.url,
-                _admin_password(stack),
-                args.username,
-                _ask_password(f"password for {args.username}: "),
-            )
-            print(f"created user {args.username} (default permission READ)")
-        elif args.command == "grant":
-            grant(stack.url, _admin_password(stack), args.username, args.model, args.permission)
-            print(
-                f"granted {args.permission} on registered model {args.model!r} to {args.username}"
-            )
-    except TeamError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except Exception as err:  # an MLflow refusal (bad admin password, unknown user) in one line
-        print(f"error: {type(err).__name__}: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from training.synthetic import (
+from datasets import (
     CHANNELS,
     CREDIT_PII,
     CREDIT_PROTECTED,
