@@ -33,12 +33,11 @@ if TYPE_CHECKING:
     from evaluation.evidence import Evidence, ExplainSettings
     from registry.pii_scan import PiiScan
     from training.models.base import ModelInputs
-    from training.models.spec import ModelSpec
+    from training.models.spec import Fitted, ModelSpec
     from training.tuning import TrialHook, TuneResult
 
 __all__ = [
     "REPORT_DIR",
-    "Fitted",
     "Lineage",
     "dataset_input",
     "evaluate_model",
@@ -222,36 +221,18 @@ def tune_splits(
     )
 
 
-@dataclass(frozen=True)
-class Fitted:
-    """The final model and its uncalibrated probability of every split, each computed once."""
-
-    spec: ModelSpec
-    raw: Mapping[str, Any]
-
-
 def fit_final(config: JobConfig, inputs: ModelInputs, best_params: Mapping[str, Any]) -> Fitted:
-    """The final fit with the config's model, calibration, scaling and decision rule.
-
-    The kind fits on train; calibration and the cut-off are chosen on the validation
-    probabilities, which the evidence then reuses with the other splits' (`Fitted.raw`).
-    """
+    """The final fit with the config's model, calibration, scaling and decision rule."""
     from training.models.policy import ScoreScale
-    from training.models.spec import finish_model, valid_probabilities
+    from training.models.spec import fit_model
 
     decision = config.decision
-    model = get_kind(config.model.type).fit(
+    return fit_model(
         inputs,
+        task=config.task,
+        model_type=config.model.type,
         params={**config.model.params, **best_params},
         monotone=config.model.monotone,
-        seed=config.seed,
-    )
-    valid_raw = valid_probabilities(model, inputs)
-    spec = finish_model(
-        model,
-        valid_raw,
-        inputs.splits.valid.target,
-        task=config.task,
         calibration=config.model.calibration,
         score=ScoreScale(config.score.base_score, config.score.base_odds, config.score.pdo),
         decision_rule=decision.rule,
@@ -259,12 +240,8 @@ def fit_final(config: JobConfig, inputs: ModelInputs, best_params: Mapping[str, 
         approval_rate=decision.approval_rate,
         cost_false_negative=decision.cost_false_negative,
         cost_false_positive=decision.cost_false_positive,
+        seed=config.seed,
     )
-    raw: dict[str, Any] = {
-        name: valid_raw if name == "valid" else model.raw_probability(inputs.of(name))
-        for name in inputs.splits.parts()
-    }
-    return Fitted(spec, raw)
 
 
 def explain_settings(config: JobConfig) -> ExplainSettings:

@@ -39,14 +39,14 @@ def _fit(
     return fit_model(
         splits,
         task="credit_scoring",
-        model_type=model_type,  # type: ignore[arg-type]
+        model_type=model_type,
         params=params,
         monotone=monotone,
         calibration="none",
         score=SCALE,
         decision_rule="threshold",
         threshold=0.15,
-    )
+    ).spec
 
 
 @pytest.fixture(scope="module")

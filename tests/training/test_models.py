@@ -142,7 +142,7 @@ def test_scorecard_points_add_up_to_the_score() -> None:
         score=scale,
         decision_rule="threshold",
         threshold=0.2,
-    )
+    ).spec
     card = spec.model
     table = points_table(card.characteristics, card.intercept, scale)
     rows = splits.test.features.head(25)
@@ -171,8 +171,8 @@ def test_lightgbm_fit_is_deterministic_and_respects_monotone_constraints() -> No
         decision_rule="threshold",
         seed=7,
     )
-    a = fit_model(splits, **kwargs)  # type: ignore[arg-type]
-    b = fit_model(splits, **kwargs)  # type: ignore[arg-type]
+    a = fit_model(splits, **kwargs).spec  # type: ignore[arg-type]
+    b = fit_model(splits, **kwargs).spec  # type: ignore[arg-type]
     assert a.model.model_text == b.model.model_text
     np.testing.assert_array_equal(
         a.probability(splits.test.features), b.probability(splits.test.features)
@@ -203,7 +203,7 @@ def test_state_document_holds_no_python_objects() -> None:
         score=ScoreScale(600, 50, 20),
         decision_rule="approval_rate",
         approval_rate=0.8,
-    )
+    ).spec
     text = json.dumps(spec.state())  # raises if anything is not plain JSON
     assert json.loads(text)["calibration"]["method"] == "isotonic"
     assert json.loads(text)["decision"]["below"] == "approve"

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "STATE_FORMAT",
+    "Fitted",
     "ModelSpec",
     "finish_model",
     "fit_model",
@@ -151,6 +152,18 @@ def valid_probabilities(model: FittedModel, inputs: ModelInputs) -> NDArray[np.f
     return held if held is not None else model.raw_probability(inputs.valid)
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """A fitted ModelSpec and the uncalibrated probability of every split, each computed once.
+
+    The validation probabilities are those calibration and the cut-off were learned on;
+    the evidence reuses all three instead of scoring the splits again.
+    """
+
+    spec: ModelSpec
+    raw: Mapping[str, NDArray[np.float64]]
+
+
 def fit_model(
     splits: Splits | ModelInputs,
     *,
@@ -167,20 +180,22 @@ def fit_model(
     cost_false_positive: float | None = None,
     seed: int = 0,
     watch: Watch | None = None,
-) -> ModelSpec:
+) -> Fitted:
     """The kind's fit on train, then calibration and the decision cut-off on valid.
 
-    `splits` may already be the kind's encoded `ModelInputs` (the job encodes once and
-    tunes on them); plain `Splits` are encoded here.
+    The one fit path: the job (`creditgov.stages.fit_final`), the benchmarks and the
+    tests all come through here. `splits` may already be the kind's encoded
+    `ModelInputs` (the job encodes once and tunes on them); plain `Splits` are encoded.
     """
     from training.models.base import ModelInputs
 
     kind = get_kind(model_type)
     inputs = splits if isinstance(splits, ModelInputs) else kind.inputs(splits)
     model = kind.fit(inputs, params=params, monotone=monotone, seed=seed, watch=watch)
-    return finish_model(
+    valid_raw = valid_probabilities(model, inputs)
+    spec = finish_model(
         model,
-        valid_probabilities(model, inputs),
+        valid_raw,
         inputs.splits.valid.target,
         task=task,
         calibration=calibration,
@@ -191,6 +206,11 @@ def fit_model(
         cost_false_negative=cost_false_negative,
         cost_false_positive=cost_false_positive,
     )
+    raw = {
+        name: valid_raw if name == "valid" else model.raw_probability(inputs.of(name))
+        for name in inputs.matrices
+    }
+    return Fitted(spec, raw)
 
 
 def spec_from_state(state: Mapping[str, Any], files: Mapping[str, str]) -> ModelSpec:
