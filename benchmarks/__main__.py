@@ -12,6 +12,7 @@ The exit code is 0 whatever the verdicts (benchmarks are not tests) unless `--st
 from __future__ import annotations
 
 import argparse
+import importlib
 import importlib.metadata
 import json
 import logging
@@ -30,10 +31,22 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import BenchResult
+from benchmarks.harness import BenchResult, Context, choose_rounds, make_data
 
 RESULTS = Path(__file__).resolve().parent / "results"
-BENCHMARKS = ("fit", "job", "accuracy", "drift", "shap", "serving", "team")
+#: `--only` name -> the module whose `bench(context) -> list[BenchResult]` runs it, in the
+#: order they run.
+BENCHMARKS: dict[str, str] = {
+    "fit": "benchmarks.fit",
+    "job": "benchmarks.job",
+    "accuracy": "benchmarks.accuracy",
+    "drift": "benchmarks.drift",
+    "shap": "benchmarks.shap_cost",
+    "serving": "benchmarks.serving",
+    "team": "benchmarks.team_tuning",
+}
+#: The benchmarks that boost the rounds `choose_rounds` picks.
+FIXED_ROUNDS = {"fit", "job"}
 LIBRARIES = (
     "creditgov",
     "lightgbm",
@@ -56,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--only",
         action="append",
-        choices=BENCHMARKS,
+        choices=list(BENCHMARKS),
         metavar="NAME",
         help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
     )
@@ -93,8 +106,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
-    from benchmarks import training_job as tj
-
     # Piped into a file or a CI log, the tables keep their width instead of wrapping at 80.
     out = Console(width=None if sys.stdout.isatty() else 140)
     err = Console(stderr=True)
@@ -115,56 +126,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     record: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="creditgov-bench-") as tmp:
         workdir = Path(tmp)
-        data = tj.make_data(workdir, args.rows, args.seed)
+        data = make_data(workdir, args.rows, args.seed)
         log(f"data: {args.rows} rows written in {data.seconds:.1f} s")
         rounds = None
-        if {"fit", "job"} & set(selected):
-            rounds = tj.choose_rounds(data, args.rounds)
+        if FIXED_ROUNDS & set(selected):
+            rounds = choose_rounds(data, args.rounds)
             log(
                 f"rounds: {rounds.requested} requested, valid AUC peaks at {rounds.valid_peak}, "
                 f"using {rounds.used}"
             )
             record["rounds"] = rounds.to_json()
+        context = Context(
+            rows=args.rows,
+            repeats=args.repeats,
+            seed=args.seed,
+            trials=args.trials,
+            workdir=workdir,
+            data=data,
+            log=log,
+            rounds=rounds,
+            record=record,
+        )
         for name in selected:
             before = os.getloadavg()
             try:
-                if name == "fit":
-                    assert rounds is not None
-                    results += tj.bench_fit(data, rounds, repeats=args.repeats, log=log)
-                elif name == "job":
-                    assert rounds is not None
-                    results += tj.bench_job(
-                        data, rounds, repeats=args.repeats, workdir=workdir, log=log
-                    )
-                elif name == "accuracy":
-                    results += tj.bench_accuracy(data, workdir=workdir, log=log, trials=args.trials)
-                elif name == "drift":
-                    from benchmarks import drift
-
-                    row = drift.run(repeats=max(3, min(args.repeats, 5)))
-                    results.append(BenchResult(**{k: v for k, v in row.items() if k != "passed"}))
-                elif name == "shap":
-                    from benchmarks import shap_cost
-
-                    rows, extra = shap_cost.bench_shap_cost(
-                        repeats=max(3, min(args.repeats, 5)), log=log
-                    )
-                    results += rows
-                    record["shap"] = extra
-                elif name == "team":
-                    from benchmarks import team_tuning
-
-                    # Its own 20k-row table: the study's wall time, not the data size, is measured.
-                    results += team_tuning.run(repeats=max(3, min(args.repeats, 5)), log=log)
-                else:
-                    from benchmarks import serving
-
-                    doc = serving.run(rows=args.rows, repeats=max(3, min(args.repeats, 5)), log=log)
-                    results += [
-                        BenchResult(**{k: v for k, v in row.items() if k != "passed"})
-                        for row in doc["results"]
-                    ]
-                    record["serving"] = {k: v for k, v in doc.items() if k != "results"}
+                results += importlib.import_module(BENCHMARKS[name]).bench(context)
             except Exception as error:  # one broken benchmark must not lose the others
                 failures[name] = f"{type(error).__name__}: {error}"
                 err.print(traceback.format_exc(), highlight=False)

@@ -52,7 +52,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
@@ -61,7 +61,10 @@ from numpy.typing import NDArray
 
 from benchmarks import BenchResult, Samples, interleave
 
-__all__ = ["CONFIG", "THROUGHPUT_TARGET", "NotSameWork", "run"]
+if TYPE_CHECKING:
+    from benchmarks.harness import Context
+
+__all__ = ["CONFIG", "THROUGHPUT_TARGET", "NotSameWork", "bench", "run"]
 
 #: The shipped config the model is trained from; only data and tracking are redirected.
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "credit_scoring.yaml"
@@ -150,12 +153,13 @@ def make_setup(folder: Path, *, train_rows: int, seed: int, log: Log) -> Setup:
     train_s = time.perf_counter() - started
     client.set_registered_model_alias(result.model_name, "champion", result.model_version)
     bundle = load_bundle(client, result.model_uri)
-    if bundle.model_text is None:
-        raise NotSameWork("the serving benchmark needs a lightgbm model (it has no model.txt)")
+    model_text = bundle.files.get("booster")
+    if model_text is None:
+        raise NotSameWork("the serving benchmark needs a booster-form model (no model.txt)")
     model = mlflow.pyfunc.load_model(result.model_uri)
     scorer = model.unwrap_python_model()
     log(
-        f"model {result.model_uri}: {lgb.Booster(model_str=bundle.model_text).num_trees()} "
+        f"model {result.model_uri}: {lgb.Booster(model_str=model_text).num_trees()} "
         f"trees, trained and registered on {train_rows} rows in {train_s:.1f} s"
     )
     return Setup(
@@ -164,13 +168,20 @@ def make_setup(folder: Path, *, train_rows: int, seed: int, log: Log) -> Setup:
         model_uri=result.model_uri,
         model=model,
         scorer=scorer,
-        booster=lgb.Booster(model_str=bundle.model_text),
+        booster=lgb.Booster(model_str=model_text),
         features=list(model.metadata.get_input_schema().input_names()),
         id_column=config.data.id_column or "application_id",
         threshold=float(scorer.state["decision"]["threshold"]),
         train_rows=train_rows,
         train_s=train_s,
     )
+
+
+def _encode_for(scorer: Any, frame: pd.DataFrame) -> NDArray[np.float64]:
+    """The matrix the served model's booster form predicts on: its own encoder."""
+    from registry.scoring_model import _encode
+
+    return np.asarray(_encode(frame, scorer.features), dtype=np.float64)
 
 
 def draw_rows(setup: Setup, rows: int, *, declined: bool, seed: int) -> pd.DataFrame:
@@ -204,7 +215,7 @@ def check_same_work(
     served = setup.model.predict(sample)
     if (served["decision"] != scorer.state["decision"]["at_or_above"]).any():
         raise NotSameWork("(b) is meant to be all declines, but the model approved some rows")
-    x_bad = scorer._encode(sample)
+    x_bad = _encode_for(scorer, sample)
     contrib = np.asarray(setup.booster.predict(x_bad, pred_contrib=True))[:, :-1]
     texts = scorer.state["reasons"]["texts"]
     top = [texts.get(setup.features[j], setup.features[j]) for j in contrib.argmax(axis=1)]
@@ -218,8 +229,8 @@ def bench_throughput(
 ) -> tuple[list[BenchResult], dict[str, Any]]:
     approved = draw_rows(setup, rows, declined=False, seed=seed + 1)
     declined = draw_rows(setup, reason_rows, declined=True, seed=seed + 2)
-    x_ok = setup.scorer._encode(approved)
-    x_bad = setup.scorer._encode(declined)
+    x_ok = _encode_for(setup.scorer, approved)
+    x_bad = _encode_for(setup.scorer, declined)
     check_same_work(setup, approved, x_ok, declined)
     booster, model = setup.booster, setup.model
 
@@ -232,7 +243,7 @@ def bench_throughput(
         "bare_predict_and_contrib": bare_with_reasons,
         "model_predict_declined": lambda: model.predict(declined),
         # Parts of the served side, for the breakdown.
-        "encode_approved": lambda: setup.scorer._encode(approved),
+        "encode_approved": lambda: _encode_for(setup.scorer, approved),
     }
     samples = interleave(
         sides,
@@ -587,6 +598,13 @@ def run(
         **record,
         "results": [r.to_json() for r in results],
     }
+
+
+def bench(context: Context) -> list[BenchResult]:
+    """`python -m benchmarks --only serving`: scoring `context.rows` rows; the rest is noted."""
+    doc = run(rows=context.rows, repeats=context.few_repeats, log=context.log)
+    context.note("serving", {k: v for k, v in doc.items() if k != "results"})
+    return [BenchResult.from_json(row) for row in doc["results"]]
 
 
 def print_tables(document: dict[str, Any]) -> None:
