@@ -13,7 +13,6 @@ that edits one puts it back) and runs the command in-process, as `tests/support.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -43,7 +42,7 @@ from registry.governance import (
     verify_chain,
 )
 from registry.governance.manifests import manifest_sha256, model_manifest
-from tests.robustness.jobs import make_job
+from tests.robustness.jobs import as_user, make_job
 from tests.support import creditgov_in_process
 
 NAME = "credit-pd"
@@ -81,15 +80,8 @@ def golden(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("tampering")
     frame = make_credit(3000, seed=31).frame
     job = make_job(folder, frame, updates=PASSING)
-    before = os.environ.get("MLFLOW_TRACKING_USERNAME")
-    os.environ["MLFLOW_TRACKING_USERNAME"] = "alice"
-    try:
+    with as_user("alice"):
         run(load_config(job.config))
-    finally:
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
-        else:
-            os.environ["MLFLOW_TRACKING_USERNAME"] = before
     client = job.client()
     _register_again(client)
     _register_again(client)
@@ -111,15 +103,8 @@ def store(golden: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Stor
 
 def cli(uri: str, *args: str, user: str = "alice") -> subprocess.CompletedProcess[str]:
     """`creditgov ARGS` against the store at `uri`, as `user`, in this process."""
-    before = os.environ.get("MLFLOW_TRACKING_USERNAME")
-    os.environ["MLFLOW_TRACKING_USERNAME"] = user
-    try:
+    with as_user(user):
         return creditgov_in_process(*args, cwd=Path.cwd(), tracking_uri=uri)
-    finally:
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
-        else:
-            os.environ["MLFLOW_TRACKING_USERNAME"] = before
 
 
 def _error(done: subprocess.CompletedProcess[str]) -> str:
