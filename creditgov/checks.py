@@ -2,7 +2,8 @@
 
 Both start from a model URI and use only what the job stored with the model (its state,
 its drift reference, the run's resolved config), so they work months later against the
-same tracking server, on any machine.
+same tracking server, on any machine. A URI through an alias the audit chain did not set
+(or a champion the chain never approved) is refused before anything is loaded.
 """
 
 from __future__ import annotations
@@ -61,10 +62,12 @@ class DriftCheck:
 def _bundle(model_uri: str) -> tuple[ModelBundle, JobConfig]:
     from creditgov.config import ConfigError
     from registry.artifacts import load_bundle
+    from registry.governance import resolve_governed
     from registry.tracking import resolve_tracking_uri, use_tracking
 
     client = use_tracking(resolve_tracking_uri(None))
-    bundle = load_bundle(client, model_uri)
+    name, version = resolve_governed(client, model_uri)
+    bundle = load_bundle(client, f"models:/{name}/{version}")  # pinned: the alias checked
     if bundle.config is None:
         raise ConfigError(
             f"{model_uri}: its run has no config/resolved_config.json; was it trained by creditgov?"

@@ -440,7 +440,11 @@ def rollback(
 def audit(
     name: Annotated[str, typer.Argument(help="registered model name")],
     verify: Annotated[
-        bool, typer.Option("--verify", help="recompute the hash chain; exit 3 if broken")
+        bool,
+        typer.Option(
+            "--verify",
+            help="recompute the hash chain and check tags and aliases against it; exit 3 if broken",
+        ),
     ] = False,
 ) -> None:
     """Every governance event of a model, hash-linked to the one before."""
@@ -471,18 +475,29 @@ def audit(
         if not result.ok:
             for problem in result.problems:
                 errors.print(f"[bold red]broken:[/] {escape(problem)}")
+            errors.print(
+                "Governance commands refuse this model until each tag or alias named is "
+                "restored to what the chain records.",
+                highlight=False,
+            )
             raise typer.Exit(EXIT_REFUSED)
         console.print(f"[green]verified[/]: {result.events} events, every hash and link intact")
 
 
 @models_app.command("list")
 def models_list() -> None:
-    """Each model with its champion, challenger and versions (validation / approval)."""
-    from registry.governance import LOCK_PREFIX
+    """Each model with its champion, challenger and versions (validation / approval).
+
+    The audit column says whether the model's tags and aliases agree with its audit chain;
+    `creditgov audit NAME --verify` names each disagreement.
+    """
+    from registry.governance import LOCK_PREFIX, verify_chain
 
     client, _ = _governance()
     table = Table(title="Registered models", title_justify="left")
-    for column in ("model", "champion", "previous", "challenger", "versions (validation/approval)"):
+    for column in (
+        "model", "champion", "previous", "challenger", "versions (validation/approval)", "audit",
+    ):  # fmt: skip
         table.add_column(column)
     for model in client.search_registered_models():
         if model.name.startswith(LOCK_PREFIX):
@@ -493,9 +508,15 @@ def models_list() -> None:
             f"{v.version}:{v.tags.get('validation_status', '?')}/{v.tags.get('approval_status', '?')}"
             for v in sorted(versions, key=lambda v: int(v.version))
         )
+        problems = verify_chain(client, model.name).problems
+        audit_ = (
+            "ok"
+            if not problems
+            else f"[red]DISAGREES[/] ({len(problems)} problem{'s' if len(problems) > 1 else ''})"
+        )
         table.add_row(
             model.name, str(aliases.get("champion", "")), str(aliases.get("previous", "")),
-            str(aliases.get("challenger", "")), listed,
+            str(aliases.get("challenger", "")), listed, audit_,
         )  # fmt: skip
     console.print(table)
 

@@ -21,7 +21,14 @@ from mlflow.tracking import MlflowClient
 
 from creditgov.errors import BadInput
 
-__all__ = ["ModelBundle", "ModelNotFound", "download_reports", "load_bundle", "resolve_version"]
+__all__ = [
+    "ModelBundle",
+    "ModelNotFound",
+    "download_reports",
+    "load_bundle",
+    "model_alias",
+    "resolve_version",
+]
 
 _URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
 
@@ -41,6 +48,12 @@ class ModelBundle:
     reference: dict[str, Any] | None
     config: dict[str, Any] | None
     tags: dict[str, str]
+
+
+def model_alias(uri: str) -> str | None:
+    """The alias of a `models:/name@alias` URI; None for `models:/name/N` or anything else."""
+    match = _URI.match(uri)
+    return match["alias"] if match else None
 
 
 def resolve_version(client: MlflowClient, uri: str) -> tuple[str, str]:

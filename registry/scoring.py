@@ -93,12 +93,12 @@ def score_file(
     Raises `ScoringError` for a bad file, extension or column,
     `registry.artifacts.ModelNotFound` for a URI that names no version, and
     `registry.governance.GovernanceError` for a version whose model files were edited or
-    deleted after registration.
+    deleted after registration, or reached through an alias the audit chain did not set.
     """
     import mlflow
 
-    from registry.artifacts import load_bundle, resolve_version
-    from registry.governance import verify_model_files
+    from registry.artifacts import load_bundle
+    from registry.governance import resolve_governed, verify_model_files
     from registry.register import quiet_mlflow_advice
     from registry.tracking import resolve_tracking_uri, use_tracking
 
@@ -115,7 +115,8 @@ def score_file(
 
     started = time.perf_counter()
     client = use_tracking(resolve_tracking_uri(None))
-    name, version = resolve_version(client, model_uri)
+    # A champion / challenger alias moved by hand (not by promote or rollback) is refused.
+    name, version = resolve_governed(client, model_uri)
     # The resolved version from here on, not the alias: an alias moved mid-run cannot
     # mix two models in one output.
     pinned = f"models:/{name}/{version}"

@@ -13,27 +13,32 @@ State lives in tags and aliases, never the deprecated stages:
 
 One concept per module, each name re-exported here: `errors` (`GovernanceError` and
 the server's refusals), `lock` (the per-model mutex every write runs under), `chain`
-(the audit events and their verification), `manifests` (the file hashes an approval
-rests on) and `rules` (approve, reject, promote, rollback).
+(the audit events and their integrity), `state` (the tags and aliases checked against
+the chain), `manifests` (the file hashes an approval rests on) and `rules` (approve,
+reject, promote, rollback).
 """
 
 from registry.governance.chain import (
     AUDIT_PREFIX,
     AuditEvent,
+    EventVerifier,
     Verification,
     read_chain,
     record_event,
-    verify_chain,
 )
-from registry.governance.errors import GovernanceError, server_refusals
+from registry.governance.errors import GovernanceArgumentError, GovernanceError, server_refusals
 from registry.governance.lock import LOCK_PREFIX
 from registry.governance.manifests import evidence_manifest, model_manifest, verify_model_files
-from registry.governance.rules import approve, promote, reject, rollback
+from registry.governance.rules import MAX_TEXT_CHARS, approve, promote, reject, rollback
+from registry.governance.state import resolve_governed, verify_chain
 
 __all__ = [
     "AUDIT_PREFIX",
     "LOCK_PREFIX",
+    "MAX_TEXT_CHARS",
     "AuditEvent",
+    "EventVerifier",
+    "GovernanceArgumentError",
     "GovernanceError",
     "Verification",
     "approve",
@@ -43,6 +48,7 @@ __all__ = [
     "read_chain",
     "record_event",
     "reject",
+    "resolve_governed",
     "rollback",
     "server_refusals",
     "verify_chain",

@@ -4,15 +4,18 @@ Each event is a registered-model tag (`audit.000001`, ...) in the MLflow backend
 so the history works against a remote tracking server and survives the loss of any
 client; `audit.head` names the last one, so events removed at the end show too. An
 event's hash covers its content and the previous hash (from `GENESIS`), and
-`verify_chain` recomputes them all: any edited, removed or reordered event is reported.
+`chain_problems` recomputes them all: any edited, removed or reordered event is reported,
+and so is any `audit.*` tag that is not a readable event (read past, never a crash).
+Whether the registry's tags and aliases agree with the chain is `state.verify_chain`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,18 +28,21 @@ __all__ = [
     "GENESIS",
     "HEAD_TAG",
     "AuditEvent",
+    "EventVerifier",
     "Verification",
     "append",
+    "chain_problems",
     "digest",
     "now",
+    "parse_events",
     "read_chain",
     "record_event",
-    "verify_chain",
 ]
 
 AUDIT_PREFIX = "audit."
 HEAD_TAG = "audit.head"
 GENESIS = "0" * 64
+_EVENT_KEY = re.compile(r"audit\.(\d{6})")
 
 
 @dataclass(frozen=True)
@@ -78,26 +84,57 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def read_chain(client: MlflowClient, name: str) -> list[AuditEvent]:
-    """All events of `name`, in sequence order."""
-    tags = client.get_registered_model(name).tags
-    events = []
-    for key, value in tags.items():
-        if key.startswith(AUDIT_PREFIX) and key != HEAD_TAG:
-            data = json.loads(value)
-            events.append(
-                AuditEvent(
-                    seq=int(data["seq"]),
-                    event=data["event"],
-                    actor=data["actor"],
-                    time=data["time"],
-                    version=data.get("version"),
-                    details=data.get("details", {}),
-                    prev=data["prev"],
-                    hash=data["hash"],
-                )
+def _event(text: str) -> AuditEvent | None:
+    """The event a tag holds, or None when it is not valid JSON of an event's shape."""
+    try:
+        data = json.loads(text)
+        entry = AuditEvent(
+            seq=data["seq"],
+            event=data["event"],
+            actor=data["actor"],
+            time=data["time"],
+            version=data.get("version"),
+            details=data.get("details", {}),
+            prev=data["prev"],
+            hash=data["hash"],
+        )
+    except (ValueError, KeyError, TypeError):
+        return None
+    fields_ok = isinstance(entry.seq, int) and all(
+        isinstance(v, str) for v in (entry.event, entry.actor, entry.time, entry.prev, entry.hash)
+    )
+    shape_ok = isinstance(entry.details, Mapping) and isinstance(entry.version, str | None)
+    return entry if fields_ok and shape_ok else None
+
+
+def parse_events(tags: Mapping[str, str]) -> tuple[list[AuditEvent], list[str]]:
+    """The readable events among a model's tags, in order, and a problem for every other `audit.*` tag.
+
+    A key that is not `audit.NNNNNN` (or `audit.head`), or one whose value is not an event
+    with that sequence number, is named and skipped, so a junk tag never crashes a command.
+    """
+    events: list[AuditEvent] = []
+    problems: list[str] = []
+    for key, value in sorted(tags.items()):
+        if not key.startswith(AUDIT_PREFIX) or key == HEAD_TAG:
+            continue
+        match = _EVENT_KEY.fullmatch(key)
+        if match is None:
+            problems.append(f"tag {key!r} is not an audit event (unknown audit.* key); delete it")
+            continue
+        entry = _event(value)
+        if entry is None or entry.seq != int(match[1]):
+            problems.append(
+                f"tag {key!r} does not hold a readable audit event (malformed); restore it from a backup"
             )
-    return sorted(events, key=lambda e: (e.seq, e.hash))
+            continue
+        events.append(entry)
+    return sorted(events, key=lambda e: (e.seq, e.hash)), problems
+
+
+def read_chain(client: MlflowClient, name: str) -> list[AuditEvent]:
+    """All readable events of `name`, in sequence order (`chain_problems` names the rest)."""
+    return parse_events(client.get_registered_model(name).tags)[0]
 
 
 def append(
@@ -110,9 +147,12 @@ def append(
     details: Mapping[str, Any],
 ) -> AuditEvent:
     """Append one event; the caller holds the model lock."""
-    chain = read_chain(client, name)
+    tags = client.get_registered_model(name).tags
+    chain = parse_events(tags)[0]
     prev = chain[-1].hash if chain else GENESIS
-    seq = chain[-1].seq + 1 if chain else 1
+    # Past every numbered key, readable or not: a malformed tag is never overwritten.
+    taken = [int(m[1]) for key in tags if (m := _EVENT_KEY.fullmatch(key))]
+    seq = max([e.seq for e in chain] + taken, default=0) + 1
     body = {
         "seq": seq,
         "event": event,
@@ -153,10 +193,17 @@ class Verification:
     problems: tuple[str, ...]
 
 
-def verify_chain(client: MlflowClient, name: str) -> Verification:
-    """Recompute every hash and link; any edited, removed or reordered event shows."""
-    chain = read_chain(client, name)
-    problems: list[str] = []
+#: The seam for server signatures: True when an event's signature checks out against the
+#: server's public key. creditgov signs nothing yet; a consistent rewrite of the whole chain
+#: (every hash recomputed) is only caught once a verifier is passed.
+EventVerifier = Callable[[AuditEvent], bool]
+
+
+def chain_problems(
+    tags: Mapping[str, str], *, verifier: EventVerifier | None = None
+) -> tuple[list[AuditEvent], list[str]]:
+    """The chain's readable events and every break: edited, removed, reordered, unreadable."""
+    chain, problems = parse_events(tags)
     prev = GENESIS
     for position, entry in enumerate(chain, start=1):
         if entry.seq != position:
@@ -171,10 +218,19 @@ def verify_chain(client: MlflowClient, name: str) -> Verification:
             problems.append(
                 f"event {entry.seq} ({entry.event}): does not link to the event before it"
             )
+        if verifier is not None and not verifier(entry):
+            problems.append(f"event {entry.seq} ({entry.event}): its signature does not verify")
         prev = entry.hash
-    head_text = client.get_registered_model(name).tags.get(HEAD_TAG)
-    if chain and head_text:
-        head = json.loads(head_text)
+    head_text = tags.get(HEAD_TAG)
+    head: Any = None
+    if head_text:
+        try:
+            head = json.loads(head_text)
+        except ValueError:
+            head = None
+        if not isinstance(head, dict):
+            problems.append(f"tag {HEAD_TAG!r} is not a readable chain head (malformed)")
+    if chain and isinstance(head, dict):
         if head.get("seq") != chain[-1].seq or head.get("hash") != chain[-1].hash:
             problems.append(
                 f"the chain head says event {head.get('seq')} but the last event is {chain[-1].seq} (events removed at the end)"
@@ -183,4 +239,4 @@ def verify_chain(client: MlflowClient, name: str) -> Verification:
         problems.append("the chain head is missing")
     elif head_text and not chain:
         problems.append("the chain head exists but every event is gone")
-    return Verification(ok=not problems, events=len(chain), problems=tuple(problems))
+    return chain, problems

@@ -4,7 +4,9 @@ Two parties can say no to a governance write: creditgov's rules (four eyes, evid
 integrity) and, in team mode, the tracking server's permissions. Both end as a
 `GovernanceError` (exit code 3) whose message says which rule refused and what to do, so a
 caller catches one class whoever refused. The lock, the chain and the rules all raise it,
-which is why it lives below them all.
+which is why it lives below them all. An argument the user can fix (a comment over the
+length limit) is `GovernanceArgumentError`, bad input (exit code 2), raised before anything
+is written.
 """
 
 from __future__ import annotations
@@ -14,13 +16,17 @@ from contextlib import contextmanager
 
 from mlflow.exceptions import MlflowException
 
-from creditgov.errors import Refused
+from creditgov.errors import BadInput, Refused
 
-__all__ = ["GovernanceError", "server_refusals"]
+__all__ = ["GovernanceArgumentError", "GovernanceError", "server_refusals"]
 
 
 class GovernanceError(Refused):
     """A governance rule refused the action (exit code 3); the message says which and why."""
+
+
+class GovernanceArgumentError(BadInput):
+    """An argument of a governance command to fix and rerun (exit code 2): option and limit named."""
 
 
 #: What a refused REST call would have done, for the refusal message.

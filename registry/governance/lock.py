@@ -3,8 +3,12 @@
 Writes that read-then-modify shared state (append an event, move aliases) run under a
 mutex that is itself a row in the backend: creating a registered model whose name is
 taken fails atomically in every MLflow store, so "create the lock model" is a
-test-and-set that also works across machines. A lock older than `LOCK_STALE_S` is taken
-as left behind by a crashed process and broken, so a crash never blocks a model for good.
+test-and-set that also works across machines. The holder writes a random `token` tag with
+the lock (in the same create call) and releases only a lock bearing its own token. A lock
+created more than `LOCK_STALE_S` ago (by the backend's creation time, not a tag anyone
+could set to the future) is taken as left behind by a crashed process and broken — but
+only if it bears a token: a registered model of that name made by anything else is never
+deleted, the command refuses and names it instead.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ def _held(client: MlflowClient, name: str, *, actor: str) -> Iterator[None]:
                 err
             ):
                 raise
-            _break_if_stale(client, lock)
+            _break_if_stale(client, name, lock)
             if time.monotonic() > deadline:
                 raise GovernanceError(
                     f"model {name!r} is locked by another governance command for over {LOCK_WAIT_S:.0f}s; "
@@ -70,12 +74,18 @@ def _held(client: MlflowClient, name: str, *, actor: str) -> Iterator[None]:
             pass
 
 
-def _break_if_stale(client: MlflowClient, lock: str) -> None:
+def _break_if_stale(client: MlflowClient, name: str, lock: str) -> None:
     try:
         held = client.get_registered_model(lock)
     except MlflowException:
-        return
-    since = float(held.tags.get("since", "0") or 0)
-    if time.time() - since > LOCK_STALE_S:
+        return  # released meanwhile
+    if not held.tags.get("token"):
+        raise GovernanceError(
+            f"registered model {lock!r} blocks governance commands on {name!r} but was not made "
+            f"by creditgov (no token tag); check what it is, then delete it with "
+            f"MlflowClient().delete_registered_model({lock!r})"
+        )
+    created = (held.creation_timestamp or 0) / 1000
+    if time.time() - created > LOCK_STALE_S:
         with suppress(MlflowException):
             client.delete_registered_model(lock)

@@ -2,10 +2,12 @@
 
 MLflow's registry lets anyone move any alias. Here each decision checks its rule first
 (a second person approves, failed gates need an explicit override with a justification,
-promotion needs an approval whose evidence and model files are unchanged, rollback
-needs a `previous`), runs under the model lock, and appends its event to the audit
-chain. State lives in version tags and aliases (`champion`, `previous`, `challenger`),
-never the deprecated stages.
+promotion needs an approval whose evidence and model files are unchanged, rollback puts
+back a `previous` that would pass the same checks), runs under the model lock, and
+appends its event to the audit chain. State lives in version tags and aliases
+(`champion`, `previous`, `challenger`), never the deprecated stages; every rule reads who
+trained, validated and approved what from the chain, and refuses while a tag or alias
+disagrees with it (`state.require_consistent`), since anyone can write those by hand.
 """
 
 from __future__ import annotations
@@ -17,13 +19,17 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from registry.governance.chain import AuditEvent, append, now, read_chain
-from registry.governance.errors import GovernanceError
+from registry.governance.errors import GovernanceArgumentError, GovernanceError
 from registry.governance.lock import model_lock
 from registry.governance.manifests import evidence_manifest, manifest_sha256, verify_model_files
+from registry.governance.state import VersionRecord, replay, require_consistent
 
-__all__ = ["PROMOTABLE_ALIASES", "approve", "promote", "reject", "rollback"]
+__all__ = ["MAX_TEXT_CHARS", "PROMOTABLE_ALIASES", "approve", "promote", "reject", "rollback"]
 
 PROMOTABLE_ALIASES = ("champion", "challenger")
+#: The longest --comment or --justification: written in a version tag and an audit event,
+#: well inside MLflow's tag value limit (100,000) with the approval's manifest beside it.
+MAX_TEXT_CHARS = 5_000
 
 
 def _version(client: MlflowClient, name: str, version: str) -> Any:
@@ -33,6 +39,15 @@ def _version(client: MlflowClient, name: str, version: str) -> Any:
         raise GovernanceError(
             f"models:/{name}/{version} does not exist; `creditgov models show {name}` lists its versions"
         ) from None
+
+
+def _check_length(option: str, text: str | None) -> None:
+    """Before anything is written: an over-long text must not leave tags without an event."""
+    if text is not None and len(text) > MAX_TEXT_CHARS:
+        raise GovernanceArgumentError(
+            f"{option} is {len(text):,} characters; the limit is {MAX_TEXT_CHARS:,}: "
+            f"shorten it (link to a longer review document instead)"
+        )
 
 
 def approve(
@@ -46,6 +61,8 @@ def approve(
     justification: str | None = None,
 ) -> AuditEvent:
     """Approve a version for promotion. Refused for its trainer, failed gates, rejection."""
+    _check_length("--comment", comment)
+    _check_length("--justification", justification)
     if not comment.strip():
         raise GovernanceError("approval needs --comment saying what was reviewed")
     if override_gates and not (justification or "").strip():
@@ -55,16 +72,18 @@ def approve(
     with model_lock(client, name, actor=actor):
         mv = _version(client, name, version)
         tags = mv.tags
-        trainer = tags.get("trainer")
-        if trainer and trainer == actor:
+        # Four eyes against the chain's `registered` event: the trainer tag is anyone's to edit.
+        record = replay(read_chain(client, name)).record(version)
+        if record.trainer is not None and record.trainer == actor:
             raise GovernanceError(
                 f"{actor!r} trained models:/{name}/{version} and cannot approve it: approval needs a second person"
             )
-        if tags.get("approval_status") == "rejected":
+        record = require_consistent(client, name).record(version)
+        if record.decision == "rejected":
             raise GovernanceError(
                 f"models:/{name}/{version} was rejected by {tags.get('approver', '?')}; train a new version"
             )
-        status = tags.get("validation_status", "pending")
+        status = record.validation or "pending"
         if status == "pending":
             raise GovernanceError(
                 f"models:/{name}/{version} has not been validated yet (validation_status=pending)"
@@ -85,12 +104,12 @@ def approve(
             "approval_status": "approved",
             "approver": actor,
             "approved_at": when,
-            "approval_comment": comment[:4000],
+            "approval_comment": comment,
             "evidence_sha256": evidence,
         }
         if status == "failed":
             updates["gates_overridden"] = "true"
-            updates["override_justification"] = (justification or "")[:4000]
+            updates["override_justification"] = justification or ""
         for key, value in updates.items():
             client.set_model_version_tag(name, version, key, value)
         if status == "failed":
@@ -108,6 +127,7 @@ def reject(
     client: MlflowClient, name: str, version: str, *, actor: str, comment: str
 ) -> AuditEvent:
     """Reject a version for good (train a new one instead); refused while it serves."""
+    _check_length("--comment", comment)
     if not comment.strip():
         raise GovernanceError("rejection needs --comment saying why")
     with model_lock(client, name, actor=actor):
@@ -122,7 +142,7 @@ def reject(
             "approval_status": "rejected",
             "approver": actor,
             "approved_at": now(),
-            "approval_comment": comment[:4000],
+            "approval_comment": comment,
         }.items():
             client.set_model_version_tag(name, version, key, value)
         return append(
@@ -137,6 +157,62 @@ def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
         return None
 
 
+def _check_promotable(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    record: VersionRecord,
+    *,
+    actor: str,
+    alias: str,
+    refused: str,
+) -> None:
+    """What promote and rollback both demand of the version they put behind `alias`.
+
+    Approved per the chain (not rejected since), validated or overridden, its evidence
+    what the approval hashed, its model files those registered. Each refusal is recorded
+    as a `refused` event and raised.
+    """
+
+    def refuse(message: str, **details: Any) -> GovernanceError:
+        append(
+            client, name, refused, actor=actor, version=version,
+            details={"alias": alias, **details},
+        )  # fmt: skip
+        return GovernanceError(message)
+
+    approval = record.decision or "pending"
+    if approval != "approved":
+        raise refuse(
+            f"models:/{name}/{version} is {approval}, not approved; "
+            f"a reviewer other than the trainer runs `creditgov approve {name} {version} --comment ...`",
+            reason=f"approval_status={approval}",
+        )
+    if record.validation != "passed" and not record.overridden:
+        raise refuse(
+            f"models:/{name}/{version} did not pass validation and the gates were not overridden",
+            reason="validation not passed",
+        )
+    manifest = evidence_manifest(client, name, version)
+    if manifest_sha256(manifest) != record.evidence_sha256:
+        approved = _approved_manifest(client, name, version)
+        changed = sorted(
+            k if k in manifest else f"{k} deleted"
+            for k in set(manifest) | set(approved)
+            if manifest.get(k) != approved.get(k)
+        )
+        raise refuse(
+            f"models:/{name}/{version}: evidence changed since approval ({', '.join(changed) or 'unknown file'}); "
+            f"it must be re-approved",
+            reason="evidence changed",
+            changed=changed,
+        )
+    try:
+        verify_model_files(client, name, version)
+    except GovernanceError as err:
+        raise refuse(str(err), reason="model files changed since registration") from None
+
+
 def promote(
     client: MlflowClient, name: str, version: str, *, actor: str, alias: str = "champion"
 ) -> AuditEvent:
@@ -146,46 +222,12 @@ def promote(
             f"--alias {alias!r}: promote sets one of {', '.join(PROMOTABLE_ALIASES)}"
         )
     with model_lock(client, name, actor=actor):
-        mv = _version(client, name, version)
-        tags = mv.tags
-        approval = tags.get("approval_status", "pending")
-        if approval != "approved":
-            append(
-                client, name, "promotion_refused", actor=actor, version=version,
-                details={"alias": alias, "reason": f"approval_status={approval}"},
-            )  # fmt: skip
-            raise GovernanceError(
-                f"models:/{name}/{version} is {approval}, not approved; "
-                f"a reviewer other than the trainer runs `creditgov approve {name} {version} --comment ...`"
-            )
-        if tags.get("validation_status") != "passed" and tags.get("gates_overridden") != "true":
-            raise GovernanceError(
-                f"models:/{name}/{version} did not pass validation and the gates were not overridden"
-            )
-        manifest = evidence_manifest(client, name, version)
-        if manifest_sha256(manifest) != tags.get("evidence_sha256"):
-            approved = _approved_manifest(client, name, version)
-            changed = sorted(
-                k if k in manifest else f"{k} deleted"
-                for k in set(manifest) | set(approved)
-                if manifest.get(k) != approved.get(k)
-            )
-            append(
-                client, name, "promotion_refused", actor=actor, version=version,
-                details={"alias": alias, "reason": "evidence changed", "changed": changed},
-            )  # fmt: skip
-            raise GovernanceError(
-                f"models:/{name}/{version}: evidence changed since approval ({', '.join(changed) or 'unknown file'}); "
-                f"it must be re-approved"
-            )
-        try:
-            verify_model_files(client, name, version)
-        except GovernanceError as err:
-            append(
-                client, name, "promotion_refused", actor=actor, version=version,
-                details={"alias": alias, "reason": "model files changed since registration"},
-            )  # fmt: skip
-            raise err from None
+        _version(client, name, version)
+        state = require_consistent(client, name)
+        _check_promotable(
+            client, name, version, state.record(version),
+            actor=actor, alias=alias, refused="promotion_refused",
+        )  # fmt: skip
         before = _alias_version(client, name, alias)
         if before == version:
             return append(
@@ -217,17 +259,23 @@ def promote(
 def _approved_manifest(client: MlflowClient, name: str, version: str) -> dict[str, str]:
     for entry in reversed(read_chain(client, name)):
         if entry.event == "approved" and entry.version == version:
-            return dict(entry.details.get("manifest", {}))
+            manifest = entry.details.get("manifest", {})
+            return dict(manifest) if isinstance(manifest, dict) else {}
     return {}
 
 
 def rollback(client: MlflowClient, name: str, *, actor: str, alias: str = "champion") -> AuditEvent:
-    """champion <- previous; the rolled-back version is recorded in the audit chain."""
+    """champion <- previous, when `previous` would still pass promote's checks; recorded in the chain."""
     with model_lock(client, name, actor=actor):
+        state = require_consistent(client, name)
         current = _alias_version(client, name, alias)
-        previous = _alias_version(client, name, "previous")
+        previous = state.aliases.get("previous")
         if previous is None:
             raise GovernanceError(f"{name} has no 'previous' version to roll back to")
+        _check_promotable(
+            client, name, previous, state.record(previous),
+            actor=actor, alias=alias, refused="rollback_refused",
+        )  # fmt: skip
         client.set_registered_model_alias(name, alias, previous)
         client.delete_registered_model_alias(name, "previous")
         if _alias_version(client, name, alias) != previous:

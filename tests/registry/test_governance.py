@@ -30,6 +30,7 @@ from registry.governance import (
     reject,
     verify_chain,
 )
+from tests.robustness.jobs import as_user
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "credit-pd"
@@ -43,9 +44,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
     folder = tmp_path_factory.mktemp("governance")
     write_table(make_credit(4000, seed=8).frame, folder / "credit.parquet")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
-    before = os.environ.get("MLFLOW_TRACKING_USERNAME")
-    os.environ["MLFLOW_TRACKING_USERNAME"] = "alice"
-    try:
+    with as_user("alice"):
         for gates in (PASSING, PASSING, PASSING, FAILING):
             config = load_config(
                 REPO / "configs" / "credit_scoring.yaml",
@@ -57,11 +56,6 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]
                 ],
             )
             run(config)
-    finally:
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
-        else:
-            os.environ["MLFLOW_TRACKING_USERNAME"] = before
     yield uri, folder
 
 

@@ -12,7 +12,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,20 @@ def make_job(
         raw["name"], artifact_location=(folder / "artifacts").as_uri()
     )
     return Job(folder, path, uri)
+
+
+@contextmanager
+def as_user(user: str) -> Iterator[None]:
+    """$MLFLOW_TRACKING_USERNAME is `user` inside, as it was before afterwards."""
+    before = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    os.environ["MLFLOW_TRACKING_USERNAME"] = user
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
+        else:
+            os.environ["MLFLOW_TRACKING_USERNAME"] = before
 
 
 def cli_env(uri: str, **extra: str) -> dict[str, str]:

@@ -10,7 +10,6 @@ killed process's last trial is declared dead in seconds, not the default 40.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -34,6 +33,7 @@ from registry.governance import GovernanceError, approve, read_chain
 from registry.stale_runs import end_stale_runs
 from tests.robustness.jobs import (
     Job,
+    as_user,
     cli,
     make_job,
     runs_of,
@@ -279,15 +279,8 @@ def approved(tmp_path_factory: pytest.TempPathFactory, frame: pd.DataFrame) -> I
     job = make_job(
         folder, frame, updates={"gates": [{"metric": "auc", "split": "test", "min": 0.6}]}
     )
-    before = os.environ.get("MLFLOW_TRACKING_USERNAME")
-    os.environ["MLFLOW_TRACKING_USERNAME"] = "alice"
-    try:
+    with as_user("alice"):
         result = run(load_config(job.config))
-    finally:
-        if before is None:
-            os.environ.pop("MLFLOW_TRACKING_USERNAME", None)
-        else:
-            os.environ["MLFLOW_TRACKING_USERNAME"] = before
     client = job.client()
     approve(client, NAME, result.model_version, actor="bob", comment="report read")
     source = client.get_model_version(NAME, result.model_version).source
