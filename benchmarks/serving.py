@@ -179,9 +179,9 @@ def make_setup(folder: Path, *, train_rows: int, seed: int, log: Log) -> Setup:
 
 def _encode_for(scorer: Any, frame: pd.DataFrame) -> NDArray[np.float64]:
     """The matrix the served model's booster form predicts on: its own encoder."""
-    from registry.scoring_model import _encode
+    from registry.scoring_model import encode
 
-    return np.asarray(_encode(frame, scorer.features), dtype=np.float64)
+    return np.asarray(encode(frame, scorer.features), dtype=np.float64)
 
 
 def draw_rows(setup: Setup, rows: int, *, declined: bool, seed: int) -> pd.DataFrame:

@@ -113,6 +113,9 @@ def _fail(message: str, code: int) -> typer.Exit:
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
+    from creditgov.signals import SIGNALLED
+
+    SIGNALLED.set()
     raise KeyboardInterrupt(f"signal {signum}")
 
 

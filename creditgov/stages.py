@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from creditgov.config import ConfigError, JobConfig, config_sha256, flatten
+from creditgov.signals import SIGNALLED
 from training.data import Dataset, load_dataset
 from training.models.base import ParamsRefused
 from training.models.registry import get_kind
@@ -441,8 +442,17 @@ def interrupt_behind(err: BaseException) -> BaseException | None:
     SIGTERM becomes a KeyboardInterrupt wherever Python happens to be; landing inside a
     library's own bookkeeping (Optuna telling the storage a trial's result) it resurfaces
     as that library's error — an UnboundLocalError or AssertionError — with the interrupt
-    as its `__context__`. The run was still interrupted, not broken.
+    as its `__context__`, or with no trace of it at all when the library swallowed the
+    interrupt and then failed its own assertion. The run was still interrupted, not
+    broken: `SIGNALLED` says so when the chain of exceptions does not.
     """
+    if SIGNALLED.is_set() and not isinstance(err, KeyboardInterrupt | SystemExit):
+        behind = _interrupt_in_chain(err)
+        return behind if behind is not None else KeyboardInterrupt("signal")
+    return _interrupt_in_chain(err)
+
+
+def _interrupt_in_chain(err: BaseException) -> BaseException | None:
     seen: set[int] = set()
     current: BaseException | None = err
     while current is not None and id(current) not in seen:

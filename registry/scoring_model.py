@@ -57,7 +57,7 @@ def _numeric(column: pd.Series) -> np.ndarray:
     return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _encode(frame: pd.DataFrame, features: list[dict[str, Any]]) -> np.ndarray:
+def encode(frame: pd.DataFrame, features: list[dict[str, Any]]) -> np.ndarray:
     out = np.empty((len(frame), len(features)), dtype=np.float64, order="F")
     for j, spec in enumerate(features):
         column = frame[spec["name"]]
@@ -82,10 +82,10 @@ class Booster:
         self.booster = lightgbm.Booster(model_file=files["booster"])
 
     def raw(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.booster.predict(_encode(frame, self.features)), dtype=np.float64)
+        return np.asarray(self.booster.predict(encode(frame, self.features)), dtype=np.float64)
 
     def contributions(self, frame: pd.DataFrame) -> np.ndarray:
-        values = self.booster.predict(_encode(frame, self.features), pred_contrib=True)
+        values = self.booster.predict(encode(frame, self.features), pred_contrib=True)
         return np.asarray(values, dtype=np.float64)[:, :-1]
 
 
