@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--rows must be at least 1000 for the splits to hold both classes")
     selected = [b for b in BENCHMARKS if not args.only or b in args.only]
 
-    # The same environment `creditgov train` sets up for itself (creditgov/cli.py).
+    # The same environment `creditgov train` sets up for itself (creditgov/cli/base.py).
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow  # noqa: F401  # configures its logger on import; quieten it after that
 

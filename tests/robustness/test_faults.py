@@ -226,11 +226,11 @@ def test_sigterm_during_tuning_ends_the_run_killed_and_registers_nothing(
 
 _STRAY_THREAD = """
 import sys, threading, time, typer
-from creditgov import cli
+from creditgov.cli import base as cli
 if sys.argv[1] == "stray":  # a non-daemon thread nobody stops, as a heartbeat thread can be
     threading.Thread(target=time.sleep, args=(600,)).start()
 cli.STRAY_THREAD_GRACE_S = 0.5
-stop = cli._interrupted("interrupted; the MLflow run was marked KILLED")
+stop = cli.interrupted("interrupted; the MLflow run was marked KILLED")
 print("returned", stop.exit_code, flush=True)
 raise SystemExit(stop.exit_code)
 """
