@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from evaluation.bands import score_bands
 from evaluation.drift import DriftResult, ReferenceProfile, build_reference, compare
 from evaluation.explain import (
     contributions,
@@ -28,7 +29,7 @@ from evaluation.explain import (
 )
 from evaluation.fairness import FairnessResult, assess_fairness
 from evaluation.gates import GateResult, GateSpec, check_gates
-from evaluation.metrics import decision_metrics, score_bands, score_metrics
+from evaluation.metrics import decision_metrics, score_metrics
 from training.data import Dataset
 from training.models.spec import ModelSpec
 from training.split import Splits, SplitSummary

@@ -18,6 +18,7 @@ from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
 from evaluation import metrics as m
+from evaluation.bands import score_bands
 
 SEEDS = [0, 1, 2, 3, 4]
 
@@ -276,7 +277,7 @@ def test_decision_metrics_reject_bad_thresholds(threshold: Any) -> None:
 
 def test_score_bands_match_pandas_qcut_on_distinct_scores() -> None:
     y, p = make_data(3, n=1000)
-    bands = m.score_bands(y, p)
+    bands = score_bands(y, p)
     expected_band = pd.qcut(p, 10, labels=False) + 1
     frame = pd.DataFrame({"band": expected_band, "y": y, "p": p})
     grouped = frame.groupby("band")
@@ -292,7 +293,7 @@ def test_score_bands_match_pandas_qcut_on_distinct_scores() -> None:
 @pytest.mark.parametrize("seed", SEEDS)
 def test_score_bands_totals_and_monotone_cumulatives(seed: int) -> None:
     y, p = make_data(seed, n=1234, ties=True)
-    bands = m.score_bands(y, p)
+    bands = score_bands(y, p)
     assert list(bands.columns) == [
         "band",
         "count",
@@ -328,7 +329,7 @@ def test_score_bands_keep_tied_scores_together_and_drop_empty_bands() -> None:
     p = np.concatenate([np.full(600, 0.02), np.linspace(0.1, 0.9, 400)])
     y = np.zeros(1000, dtype=int)
     y[[0, 700, 800, 900, 950, 999]] = 1
-    bands = m.score_bands(y, p)
+    bands = score_bands(y, p)
     assert bands["band"].tolist() == [1, 2, 3, 4, 5]
     assert bands["count"].tolist() == [600, 100, 100, 100, 100]
     assert bands["bads"].tolist() == [1, 0, 1, 1, 3]
@@ -337,7 +338,7 @@ def test_score_bands_keep_tied_scores_together_and_drop_empty_bands() -> None:
 
 
 def test_score_bands_hand_worked_small_table() -> None:
-    bands = m.score_bands([0, 1, 0, 1], [0.4, 0.1, 0.3, 0.2], n_bands=2)
+    bands = score_bands([0, 1, 0, 1], [0.4, 0.1, 0.3, 0.2], n_bands=2)
     expected = pd.DataFrame(
         {
             "band": [1, 2],
@@ -355,7 +356,7 @@ def test_score_bands_hand_worked_small_table() -> None:
 
 
 def test_score_bands_without_bads_have_nan_capture() -> None:
-    bands = m.score_bands([0, 0, 0], [0.1, 0.2, 0.3], n_bands=3)
+    bands = score_bands([0, 0, 0], [0.1, 0.2, 0.3], n_bands=3)
     assert bands["cumulative_bad_capture"].isna().all()
     assert bands["count"].tolist() == [1, 1, 1]
 
@@ -363,7 +364,7 @@ def test_score_bands_without_bads_have_nan_capture() -> None:
 @pytest.mark.parametrize("n_bands", [0, -3, 2.5, True])
 def test_score_bands_reject_bad_band_counts(n_bands: Any) -> None:
     with pytest.raises(ValueError, match="n_bands"):
-        m.score_bands([0, 1], [0.1, 0.9], n_bands=n_bands)
+        score_bands([0, 1], [0.1, 0.9], n_bands=n_bands)
 
 
 # --------------------------------------------------------------------------- the registry
@@ -478,7 +479,7 @@ def test_importing_the_registry_does_not_import_sklearn_or_pandas() -> None:
 ENTRY_POINTS: list[Callable[[Any, Any], object]] = [
     m.score_metrics,
     lambda y, p: m.decision_metrics(y, p, threshold=0.5),
-    m.score_bands,
+    score_bands,
     m.ks_statistic,
     m.expected_calibration_error,
     m.recall_at_fpr,
