@@ -78,32 +78,15 @@ class Setup:
 def make_setup(rows: int, *, train_rows: int, seed: int, folder: Path) -> Setup:
     """Train the shipped config (tuning off) on `train_rows` rows; draw `rows` rows to explain."""
     from creditgov.config import load_config
+    from creditgov.stages import prepare
     from datasets import make_credit, write_table
-    from training.data import load_dataset
     from training.models.policy import ScoreScale
     from training.models.spec import fit_model
-    from training.split import split_dataset
 
     path = folder / "credit.parquet"
     write_table(make_credit(train_rows, seed=seed).frame, path)
     cfg = load_config(CONFIG, [f"data.source={path}"])
-    dataset = load_dataset(
-        path,
-        target=cfg.data.target,
-        positive_label=cfg.data.positive_label,
-        id_column=cfg.data.id_column,
-        time_column=cfg.data.time_column,
-        protected=cfg.data.protected,
-        pii=cfg.data.pii,
-    )
-    splits = split_dataset(
-        dataset,
-        method=cfg.split.method,
-        test_fraction=cfg.split.test_fraction,
-        valid_fraction=cfg.split.valid_fraction,
-        oot_start=cfg.split.oot_start,
-        seed=cfg.seed,
-    )
+    splits = prepare(cfg)  # the job's own load, validation and split
     assert cfg.decision.approval_rate is not None, "the shipped config decides by approval rate"
     started = time.perf_counter()
     spec = fit_model(

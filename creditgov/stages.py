@@ -120,8 +120,14 @@ def param_sets(config: JobConfig) -> Iterator[tuple[str, Mapping[str, Any]]]:
             yield f"{where}.{end}", {**base, name: int(value) if space.type == "int" else value}
 
 
-def open_job_study(config: JobConfig, *, resume: bool) -> optuna.Study | None:
-    """The job's Optuna study (None when not tuning), opened before the run starts."""
+def open_job_study(
+    config: JobConfig, *, resume: bool, join: bool = False, seed: int | None = None
+) -> optuna.Study | None:
+    """The job's Optuna study (None when not tuning), opened before the run starts.
+
+    A tuning worker `join`s the running study with a `seed` of its own (its random
+    start-up trials must differ from the job's).
+    """
     from training.tuning import TuneError
 
     tuning = config.tuning
@@ -136,9 +142,10 @@ def open_job_study(config: JobConfig, *, resume: bool) -> optuna.Study | None:
         storage=tuning.storage,
         study_name=tuning.study_name,
         direction=objective_direction(tuning.metric),
-        seed=config.seed,
+        seed=config.seed if seed is None else seed,
         pruner=tuning.pruner,
         resume=resume,
+        join=join,
     )
 
 

@@ -87,19 +87,12 @@ def _sampler_seed(config: JobConfig) -> int:
 
 
 def _open(config: JobConfig, *, seed: int) -> optuna.Study:
-    from evaluation.metrics import objective_direction
-    from training.tuning import open_study
+    """Join the running study, as the job opens it but with this worker's own seed."""
+    from creditgov.stages import open_job_study
 
-    tuning = config.tuning
-    return open_study(
-        storage=tuning.storage,
-        study_name=tuning.study_name,
-        direction=objective_direction(tuning.metric),
-        seed=seed,
-        pruner=tuning.pruner,
-        resume=False,
-        join=True,
-    )
+    study = open_job_study(config, resume=False, join=True, seed=seed)
+    assert study is not None  # check_workers refused n_trials == 0
+    return study
 
 
 def tune_job(

@@ -229,31 +229,19 @@ def promote(
             actor=actor, alias=alias, refused="promotion_refused",
         )  # fmt: skip
         before = _alias_version(client, name, alias)
+        details: dict[str, Any] = {"alias": alias, "from": before}
         if before == version:
-            return append(
-                client,
-                name,
-                "promoted",
-                actor=actor,
-                version=version,
-                details={"alias": alias, "from": before, "note": "already there"},
-            )
-        client.set_registered_model_alias(name, alias, version)
-        if alias == "champion" and before is not None:
-            client.set_registered_model_alias(name, "previous", before)
-        now_at = _alias_version(client, name, alias)
-        if now_at != version:
-            raise GovernanceError(
-                f"alias {alias!r} reads back as version {now_at}, not {version}; another writer interfered"
-            )
-        return append(
-            client,
-            name,
-            "promoted",
-            actor=actor,
-            version=version,
-            details={"alias": alias, "from": before},
-        )
+            details["note"] = "already there"
+        else:
+            client.set_registered_model_alias(name, alias, version)
+            if alias == "champion" and before is not None:
+                client.set_registered_model_alias(name, "previous", before)
+            now_at = _alias_version(client, name, alias)
+            if now_at != version:
+                raise GovernanceError(
+                    f"alias {alias!r} reads back as version {now_at}, not {version}; another writer interfered"
+                )
+        return append(client, name, "promoted", actor=actor, version=version, details=details)
 
 
 def _approved_manifest(client: MlflowClient, name: str, version: str) -> dict[str, str]:

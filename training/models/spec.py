@@ -65,10 +65,13 @@ class ModelSpec:
     def params(self) -> Mapping[str, Any]:
         return self.model.params
 
-    def raw_probability(self, frame: pd.DataFrame) -> NDArray[np.float64]:
+    def _require_features(self, frame: pd.DataFrame) -> None:
         missing = [name for name in self.feature_names if name not in frame.columns]
         if missing:
             raise ValueError(f"frame lacks the model's features {missing}")
+
+    def raw_probability(self, frame: pd.DataFrame) -> NDArray[np.float64]:
+        self._require_features(frame)
         return self.model.raw_probability(self.model.encode(frame))
 
     def probability(self, frame: pd.DataFrame) -> NDArray[np.float64]:
@@ -76,9 +79,7 @@ class ModelSpec:
 
     def contributions(self, frame: pd.DataFrame) -> Contributions:
         """Per-feature push toward decline / review (the kind's own unit)."""
-        missing = [name for name in self.feature_names if name not in frame.columns]
-        if missing:
-            raise ValueError(f"frame lacks the model's features {missing}")
+        self._require_features(frame)
         return self.model.contributions(frame, score=self.score)
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:

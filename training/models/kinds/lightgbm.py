@@ -312,19 +312,22 @@ class LightGBMKind:
         milliseconds a set and raises LightGBM's own message, which names the parameter.
         """
         train = splits.train
-        specs = feature_specs(train.features, train.categorical, train.integer)
         rows = np.concatenate(
             [np.flatnonzero(train.target == label)[:PARAM_CHECK_ROWS] for label in (0, 1)]
         )
-        x, y = encode(train.features.iloc[rows], specs), train.target[rows]
+        # The specs of the sampled rows: the same columns, kinds and categorical indices
+        # as the fit's, without a pass over the whole train split `inputs` makes anyway.
+        sample = train.features.iloc[rows]
+        specs = feature_specs(sample, train.categorical, train.integer)
+        x, y = encode(sample, specs), train.target[rows]
         names, cats = dataset_columns(specs)
         for key, user in param_sets:
             params = lightgbm_params(user, specs=specs, monotone=monotone, seed=seed)
             # A new Dataset each time: binning parameters (max_bin) are fixed when it is built.
-            sample = lgb.Dataset(x, label=y, feature_name=names, categorical_feature=cats)
+            data = lgb.Dataset(x, label=y, feature_name=names, categorical_feature=cats)
             try:
                 with _native_stderr_dropped():
-                    lgb.train(params, sample, num_boost_round=1)
+                    lgb.train(params, data, num_boost_round=1)
             except lgb.basic.LightGBMError as err:
                 # "Check failed: (max_bin) > (1) at /path/config_auto.cpp, line 527 ." -> the check.
                 reason = re.sub(r"\s+at \S+, line \d+\s*\.?$", "", " ".join(str(err).split()))

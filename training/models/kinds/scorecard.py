@@ -275,9 +275,6 @@ class ScorecardModel:
         chars = self.characteristics
         if not chars:
             raise ValueError("a scorecard without characteristics cannot be explained")
-        missing = [c.name for c in chars if c.name not in frame.columns]
-        if missing:
-            raise ValueError(f"frame lacks the model's features {missing}")
         factor = score.factor
         share = (score.offset - factor * self.intercept) / len(chars)
         values = np.empty((len(frame), len(chars)), dtype=np.float64)
