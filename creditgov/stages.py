@@ -289,6 +289,8 @@ def evaluate_model(config: JobConfig, fitted: Fitted, splits: Splits) -> Evidenc
 
 def log_evidence(client: MlflowClient, run_id: str, spec: ModelSpec, evidence: Evidence) -> None:
     """Every split's metrics, the cut-off, the fit's own numbers and tables, on the run."""
+    import mlflow
+
     from registry.tracking import log_batch
 
     metrics = evidence.metric_values()
@@ -296,8 +298,6 @@ def log_evidence(client: MlflowClient, run_id: str, spec: ModelSpec, evidence: E
     flat["decision_threshold"] = spec.decision.threshold
     flat.update(spec.model.info())
     log_batch(client, run_id, metrics={k: v for k, v in flat.items() if np.isfinite(v)})
-    import mlflow
-
     for path, table in spec.model.tables(score=spec.score).items():
         mlflow.log_text(table.to_csv(index=False), path)
 
