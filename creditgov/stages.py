@@ -400,25 +400,22 @@ def record_validation(
     reports: Mapping[str, str],
     lineage: Lineage,
 ) -> None:
-    """The gate verdict on the version, and `registered` + `validated` in the audit chain."""
+    """The gate verdict on the version, and `registered` + `validated` in the audit chain.
+
+    Locally the rules append both here; on a team server the server appended `registered`
+    when the version was created and records the validation itself (`Governance`).
+    """
     import mlflow
 
-    from registry.governance import model_manifest, record_event
-    from registry.register import mark_validated
+    from registry.governance.actions import governance_for
+    from registry.register import validation_record
 
     name = config.registry.model_name
-    mark_validated(client, name, version, evidence.gates, run_id=run_id, reports=reports)
-    record_event(
-        client, name, "registered", actor=lineage.trainer, version=version,
-        details={
-            "run_id": run_id, "config_sha256": lineage.config_sha256,
-            "data_digest": lineage.data_digest,
-            "model_files": model_manifest(client, name, version),
-        },
-    )  # fmt: skip
-    record_event(
-        client, name, "validated", actor=lineage.trainer, version=version,
-        details={"status": evidence.gates.status, "gates": evidence.gates.to_json()},
+    governance = governance_for(client, mlflow.get_registry_uri(), lineage.trainer)
+    governance.registered(name, version)
+    governance.validated(
+        name, version,
+        validation_record(name, version, evidence.gates, run_id=run_id, reports=reports),
     )  # fmt: skip
     mlflow.set_tag("creditgov.model_version", f"{name}/{version}")
 

@@ -23,16 +23,17 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
 from evaluation.gates import GateResult
+from registry.governance.rules import ValidationRecord
 
 __all__ = [
     "MODEL_FILE",
     "LoggedModel",
     "log_scoring_model",
-    "mark_validated",
     "quiet_mlflow_advice",
     "register_version",
     "scoring_requirements",
     "signature_for",
+    "validation_record",
 ]
 
 MODEL_FILE = Path(__file__).with_name("scoring_model.py")
@@ -156,32 +157,24 @@ def register_version(
     return str(version.version)
 
 
-def mark_validated(
-    client: MlflowClient,
-    name: str,
-    version: str,
-    gates: GateResult,
-    *,
-    run_id: str,
-    reports: Mapping[str, str],
-) -> None:
-    """Tag the version with the gate verdict, each gate's result and where the report is.
+def validation_record(
+    name: str, version: str, gates: GateResult, *, run_id: str, reports: Mapping[str, str]
+) -> ValidationRecord:
+    """The gate verdict, each gate's result and where the report is, as the registry records them.
 
     A failed version stays registered so reviewers can see why; promotion refuses it.
+    Written by `registry.governance.rules.validate` (locally, or by the team server).
     """
-    for i, outcome in enumerate(gates.outcomes):
-        client.set_model_version_tag(
-            name, version, f"gate.{i}.{outcome.metric}.{outcome.split}", outcome.describe()
-        )
-    client.set_model_version_tag(name, version, "gates", json.dumps(gates.to_json()))
+    tags = {
+        f"gate.{i}.{outcome.metric}.{outcome.split}": outcome.describe()
+        for i, outcome in enumerate(gates.outcomes)
+    }
     for kind, path in reports.items():
-        client.set_model_version_tag(name, version, f"report.{kind}", f"runs:/{run_id}/{path}")
-    client.update_model_version(
-        name,
-        version,
-        description=(
-            f"validation {gates.status}; reviewer's report: runs:/{run_id}/{reports.get('html', '')} "
-            f"(fetch with `creditgov report {name} {version} --out DIR`)"
-        ),
+        tags[f"report.{kind}"] = f"runs:/{run_id}/{path}"
+    description = (
+        f"validation {gates.status}; reviewer's report: runs:/{run_id}/{reports.get('html', '')} "
+        f"(fetch with `creditgov report {name} {version} --out DIR`)"
     )
-    client.set_model_version_tag(name, version, "validation_status", gates.status)
+    return ValidationRecord(
+        status=gates.status, gates=gates.to_json(), tags=tags, description=description
+    )

@@ -1,4 +1,4 @@
-"""The team stack from the command line: `python -m server up|down|add-user|grant|admin-password`.
+"""The team stack from the command line: `python -m server up|down|add-user|grant|role|admin-password`.
 
 `make team-up` / `make team-down` call `up` / `down`. Passwords are asked for (or read
 from $CREDITGOV_TEAM_USER_PASSWORD), never given as arguments; the admin password comes
@@ -6,7 +6,10 @@ from $CREDITGOV_TEAM_ADMIN_PASSWORD or the stack's state folder.
 
     python -m server up [--port 5050] [--state .team]
     python -m server add-user alice
-    python -m server grant bob credit_scorecard MANAGE
+    python -m server role alice credit_scorecard trainer
+    python -m server role bob credit_scorecard reviewer
+    python -m server role carol credit_scorecard promoter
+    python -m server grant dave credit_scorecard READ
     python -m server admin-password
     python -m server down
 """
@@ -19,7 +22,9 @@ import sys
 from pathlib import Path
 
 import server
-from server.accounts import PERMISSIONS, add_user, change_password, grant
+from registry.governance.signing import fingerprint
+from server.accounts import PERMISSIONS, add_user, change_password, grant, grant_role
+from server.ledger import ROLES
 from server.stack import ADMIN, DEFAULT_PG, DEFAULT_PORT, DEFAULT_STATE, Stack, TeamError, down, up
 
 __all__ = ["main"]
@@ -64,6 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     granted.add_argument("username")
     granted.add_argument("model")
     granted.add_argument("permission", choices=PERMISSIONS)
+    role = commands.add_parser(
+        "role", help="grant a creditgov role on a registered model (trainer, reviewer, promoter)"
+    )
+    role.add_argument("username")
+    role.add_argument("model")
+    role.add_argument("role", choices=ROLES)
+    role.add_argument("--revoke", action="store_true", help="take the role away instead")
     args = parser.parse_args(argv)
     stack = Stack(state=args.state, port=args.port, postgres=args.postgres)
     try:
@@ -71,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
             first = up(stack)
             print(f"MLflow team server at {stack.url} (backend {stack.database_uri('mlflow')})")
             print(f"Optuna study storage for tuning.storage: {stack.optuna_uri}")
+            key = stack.public_key()
+            print(f"Server signing key {fingerprint(key)}; clients pin it with")
+            print(f"  export CREDITGOV_SERVER_PUBLIC_KEY={key}")
             if first:
                 print(
                     f"First start: admin password written to {stack.password_file} (mode 0600); "
@@ -91,6 +106,13 @@ def main(argv: list[str] | None = None) -> int:
                 _ask_password(f"password for {args.username}: "),
             )
             print(f"created user {args.username} (default permission READ)")
+        elif args.command == "role":
+            grant_role(
+                stack.url, _admin_password(stack), args.username, args.model, args.role,
+                revoke=args.revoke,
+            )  # fmt: skip
+            done = "took" if args.revoke else "granted"
+            print(f"{done} role {args.role} on registered model {args.model!r} for {args.username}")
         elif args.command == "grant":
             grant(stack.url, _admin_password(stack), args.username, args.model, args.permission)
             print(

@@ -14,7 +14,7 @@ from typing import Any
 
 from server.stack import ADMIN, TeamError
 
-__all__ = ["PERMISSIONS", "add_user", "change_password", "grant"]
+__all__ = ["PERMISSIONS", "add_user", "change_password", "grant", "grant_role"]
 
 PERMISSIONS = ("READ", "USE", "EDIT", "MANAGE", "NO_PERMISSIONS")
 
@@ -76,3 +76,28 @@ def change_password(url: str, admin_password: str, username: str, password: str)
     with _as_admin(url, admin_password) as client:
         current = admin_password if username == ADMIN else None
         client.update_user_password(username, password, current_password=current)
+
+
+def grant_role(
+    url: str, admin_password: str, username: str, model: str, role: str, *, revoke: bool = False
+) -> None:
+    """Give `username` a creditgov role on `model` (trainer, reviewer, promoter), as the admin.
+
+    The server checks roles on its governance endpoints and on version creation; a
+    trainer also gets MLflow's EDIT on the model, which creating versions needs.
+    """
+    from server.ledger import ROLES
+
+    if role not in ROLES:
+        raise TeamError(f"role {role!r}: use one of {', '.join(ROLES)}")
+    from registry.governance.remote import TeamServer
+
+    with _as_admin(url, admin_password):
+        server = TeamServer.detect(url)
+        if server is None:
+            raise TeamError(
+                f"{url} does not run creditgov's server app; start it with `make team-up`"
+            )
+        server.grant_role(username, model, role, revoke=revoke)
+    if role == "trainer" and not revoke:
+        grant(url, admin_password, username, model, "EDIT")

@@ -1,9 +1,12 @@
-"""The team stack itself: PostgreSQL databases and one `mlflow server` with basic auth.
+"""The team stack itself: PostgreSQL databases and one `mlflow server` with creditgov's auth app.
 
-Nothing here is home-made: `up` starts MLflow's own `mlflow server --app-name basic-auth`
-with a PostgreSQL backend store, a PostgreSQL user store for the auth app, and a local
-artifact root served through the server (so clients never need the server's disk and
-every artifact request is authenticated); `down` stops it, and the data stay.
+`up` starts MLflow's own `mlflow server --app-name creditgov` (MLflow's basic-auth app
+plus creditgov's guard and governance endpoints, `server.app`) with a PostgreSQL
+backend store, a PostgreSQL user store for the auth app, and a local artifact root
+served through the server (so clients never need the server's disk and every artifact
+request is authenticated); `down` stops it, and the data stay. The server's Ed25519
+signing key is made on first start in the state folder (mode 0600); `up` prints its
+public key and fingerprint for clients to pin.
 
 MLflow ships no default admin password: on first start the admin password is generated
 here, handed to the server once via MLFLOW_AUTH_ADMIN_PASSWORD, and kept in the stack's
@@ -89,6 +92,17 @@ class Stack:
     def password_file(self) -> Path:
         return self.state / "admin_password"
 
+    @property
+    def signing_key(self) -> Path:
+        return self.state / "signing_key.pem"
+
+    def public_key(self) -> str:
+        """The public half of the server's signing key (`ed25519:<base64>`), made if missing."""
+        from registry.governance.signing import generate_key
+
+        self.state.mkdir(parents=True, exist_ok=True)
+        return generate_key(self.signing_key).public_key
+
 
 # ----------------------------------------------------------------------------- databases
 
@@ -164,7 +178,7 @@ def server_command(stack: Stack, *, workers: int = 2) -> list[str]:
         "--backend-store-uri", stack.database_uri("mlflow"),
         "--artifacts-destination", str((stack.state / "artifacts").resolve()),
         "--serve-artifacts",
-        "--app-name", "basic-auth",
+        "--app-name", "creditgov",
         "--workers", str(workers),
     ]  # fmt: skip
 
@@ -221,6 +235,8 @@ def up(stack: Stack, *, workers: int = 2, timeout_s: float = 90.0) -> str:
         # Only read while `admin` does not exist yet (a first start that failed half way).
         env["MLFLOW_AUTH_ADMIN_PASSWORD"] = stack.password_file.read_text(encoding="utf-8").strip()
     env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = _secret_key(stack)
+    stack.public_key()  # the signing key exists before the server reads it
+    env["CREDITGOV_SERVER_SIGNING_KEY"] = str(stack.signing_key.resolve())
     log = (stack.state / "server.log").open("ab")
     process = subprocess.Popen(
         server_command(stack, workers=workers),

@@ -18,6 +18,7 @@ from creditgov.errors import EXIT_BAD_INPUT, EXIT_REFUSED
 __all__ = [
     "approve",
     "audit",
+    "governance",
     "governance_client",
     "models_list",
     "models_show",
@@ -32,6 +33,25 @@ def governance_client() -> tuple[Any, str]:
     from registry.tracking import identity, resolve_tracking_uri, use_tracking
 
     return use_tracking(resolve_tracking_uri(None)), identity()
+
+
+def governance() -> Any:
+    """Who decides: the team server when the tracking URI is one, else the rules run here."""
+    import mlflow
+
+    from registry.governance.actions import governance_for
+
+    client, actor = governance_client()
+    return governance_for(client, mlflow.get_registry_uri(), actor)
+
+
+def trust() -> Any:
+    """What a verify here can check: the team server's signatures and head, or hashes only."""
+    import mlflow
+
+    from registry.governance.trust import trust_for
+
+    return trust_for(mlflow.get_registry_uri())
 
 
 @app.command()
@@ -50,15 +70,11 @@ def approve(
     ] = None,
 ) -> None:
     """Approve a version after reading its report. Its trainer cannot approve it (four eyes)."""
-    from registry.governance import approve as approve_version
-
-    client, actor = governance_client()
-    event = approve_version(
-        client, name, version, actor=actor, comment=comment,
-        override_gates=override_gates, justification=justification,
-    )  # fmt: skip
+    event = governance().approve(
+        name, version, comment=comment, override_gates=override_gates, justification=justification
+    )
     console.print(
-        f"Approved models:/{name}/{version} as {actor}; evidence sha256 {event.details['evidence_sha256'][:16]}…"
+        f"Approved models:/{name}/{version} as {event.actor}; evidence sha256 {event.details['evidence_sha256'][:16]}…"
     )
 
 
@@ -69,11 +85,8 @@ def reject(
     comment: Annotated[str, typer.Option(help="why the version is rejected")],
 ) -> None:
     """Reject a version; it can never be approved or promoted afterwards."""
-    from registry.governance import reject as reject_version
-
-    client, actor = governance_client()
-    reject_version(client, name, version, actor=actor, comment=comment)
-    console.print(f"Rejected models:/{name}/{version} as {actor}.")
+    event = governance().reject(name, version, comment=comment)
+    console.print(f"Rejected models:/{name}/{version} as {event.actor}.")
 
 
 @app.command()
@@ -85,10 +98,7 @@ def promote(
     ] = "champion",
 ) -> None:
     """Point an alias at an approved version; the old champion becomes 'previous'."""
-    from registry.governance import promote as promote_version
-
-    client, actor = governance_client()
-    event = promote_version(client, name, version, actor=actor, alias=alias)
+    event = governance().promote(name, version, alias=alias)
     before = event.details.get("from")
     moved = (
         f" (was version {before}, now alias 'previous')" if before and alias == "champion" else ""
@@ -102,10 +112,7 @@ def rollback(
     alias: Annotated[str, typer.Option(help="the alias to move back")] = "champion",
 ) -> None:
     """Put the previous champion back; recorded in the audit chain."""
-    from registry.governance import rollback as rollback_model
-
-    client, actor = governance_client()
-    event = rollback_model(client, name, actor=actor, alias=alias)
+    event = governance().rollback(name, alias=alias)
     console.print(
         f"models:/{name}@{alias} -> version {event.version} (rolled back from {event.details.get('from')})"
     )
@@ -118,11 +125,13 @@ def audit(
         bool,
         typer.Option(
             "--verify",
-            help="recompute the hash chain and check tags and aliases against it; exit 3 if broken",
+            help="recompute the hash chain and check tags and aliases against it; against a team "
+            "server also every signature (key pinned in $CREDITGOV_SERVER_PUBLIC_KEY) and the "
+            "server's own chain head; exit 3 if broken",
         ),
     ] = False,
 ) -> None:
-    """Every governance event of a model, hash-linked to the one before."""
+    """Every governance event of a model, hash-linked to the one before (signed on a team server)."""
     from registry.governance import read_chain, verify_chain
 
     client, _ = governance_client()
@@ -146,7 +155,8 @@ def audit(
         )
     console.print(table)
     if verify:
-        result = verify_chain(client, name)
+        trusted = trust()
+        result = verify_chain(client, name, trust=trusted)
         if not result.ok:
             for problem in result.problems:
                 errors.print(f"[bold red]broken:[/] {escape(problem)}")
@@ -156,7 +166,10 @@ def audit(
                 highlight=False,
             )
             raise typer.Exit(EXIT_REFUSED)
-        console.print(f"[green]verified[/]: {result.events} events, every hash and link intact")
+        console.print(
+            f"[green]verified[/]: {result.events} events, every hash and link intact; "
+            f"{escape(trusted.describe())}"
+        )
 
 
 @models_app.command("list")
@@ -169,6 +182,7 @@ def models_list() -> None:
     from registry.governance import LOCK_PREFIX, verify_chain
 
     client, _ = governance_client()
+    trusted = trust()
     table = Table(title="Registered models", title_justify="left")
     for column in (
         "model", "champion", "previous", "challenger", "versions (validation/approval)", "audit",
@@ -183,7 +197,7 @@ def models_list() -> None:
             f"{v.version}:{v.tags.get('validation_status', '?')}/{v.tags.get('approval_status', '?')}"
             for v in sorted(versions, key=lambda v: int(v.version))
         )
-        problems = verify_chain(client, model.name).problems
+        problems = verify_chain(client, model.name, trust=trusted).problems
         audit_ = (
             "ok"
             if not problems

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from mlflow.tracking import MlflowClient
 
@@ -29,6 +29,8 @@ __all__ = [
     "HEAD_TAG",
     "AuditEvent",
     "EventVerifier",
+    "Notary",
+    "ServerHead",
     "Verification",
     "append",
     "chain_problems",
@@ -57,6 +59,8 @@ class AuditEvent:
     details: Mapping[str, Any]
     prev: str
     hash: str
+    #: The team server's Ed25519 signature of `hash` (base64); None on a local store.
+    sig: str | None = None
 
     def body(self) -> dict[str, Any]:
         return {
@@ -70,7 +74,47 @@ class AuditEvent:
         }
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.body(), "hash": self.hash}
+        signed = {"sig": self.sig} if self.sig is not None else {}
+        return {**self.body(), "hash": self.hash, **signed}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> AuditEvent | None:
+        """The event `data` describes, or None when it is not of an event's shape."""
+        try:
+            entry = cls(
+                seq=data["seq"],
+                event=data["event"],
+                actor=data["actor"],
+                time=data["time"],
+                version=data.get("version"),
+                details=data.get("details", {}),
+                prev=data["prev"],
+                hash=data["hash"],
+                sig=data.get("sig"),
+            )
+        except (KeyError, TypeError):
+            return None
+        fields_ok = isinstance(entry.seq, int) and all(
+            isinstance(v, str)
+            for v in (entry.event, entry.actor, entry.time, entry.prev, entry.hash)
+        )
+        shape_ok = (
+            isinstance(entry.details, Mapping)
+            and isinstance(entry.version, str | None)
+            and isinstance(entry.sig, str | None)
+        )
+        return entry if fields_ok and shape_ok else None
+
+
+class Notary(Protocol):
+    """Who seals an event before it is written: the team server signs it and records the head.
+
+    `seal` returns the event with its signature and has recorded (seq, hash) where no
+    registry writer can reach (an append-only table); it refuses a sequence number it has
+    already recorded, so two writers can never both append event N.
+    """
+
+    def seal(self, name: str, entry: AuditEvent) -> AuditEvent: ...
 
 
 def digest(body: Mapping[str, Any]) -> str:
@@ -88,23 +132,9 @@ def _event(text: str) -> AuditEvent | None:
     """The event a tag holds, or None when it is not valid JSON of an event's shape."""
     try:
         data = json.loads(text)
-        entry = AuditEvent(
-            seq=data["seq"],
-            event=data["event"],
-            actor=data["actor"],
-            time=data["time"],
-            version=data.get("version"),
-            details=data.get("details", {}),
-            prev=data["prev"],
-            hash=data["hash"],
-        )
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
         return None
-    fields_ok = isinstance(entry.seq, int) and all(
-        isinstance(v, str) for v in (entry.event, entry.actor, entry.time, entry.prev, entry.hash)
-    )
-    shape_ok = isinstance(entry.details, Mapping) and isinstance(entry.version, str | None)
-    return entry if fields_ok and shape_ok else None
+    return AuditEvent.from_json(data) if isinstance(data, dict) else None
 
 
 def parse_events(tags: Mapping[str, str]) -> tuple[list[AuditEvent], list[str]]:
@@ -145,8 +175,9 @@ def append(
     actor: str,
     version: str | None,
     details: Mapping[str, Any],
+    notary: Notary | None = None,
 ) -> AuditEvent:
-    """Append one event; the caller holds the model lock."""
+    """Append one event; the caller holds the model lock. A `notary` signs it first."""
     tags = client.get_registered_model(name).tags
     chain = parse_events(tags)[0]
     prev = chain[-1].hash if chain else GENESIS
@@ -163,6 +194,8 @@ def append(
         "prev": prev,
     }
     entry = AuditEvent(**body, hash=digest(body))  # type: ignore[arg-type]
+    if notary is not None:
+        entry = notary.seal(name, entry)
     client.set_registered_model_tag(
         name, f"{AUDIT_PREFIX}{seq:06d}", json.dumps(entry.to_json(), sort_keys=True)
     )
@@ -178,10 +211,14 @@ def record_event(
     actor: str,
     version: str | None = None,
     details: Mapping[str, Any] | None = None,
+    notary: Notary | None = None,
 ) -> AuditEvent:
-    """Append an event under the model's lock (used by the job for registered/validated)."""
+    """Append an event under the model's lock (registered / validated)."""
     with model_lock(client, name, actor=actor):
-        return append(client, name, event, actor=actor, version=version, details=details or {})
+        return append(
+            client, name, event, actor=actor, version=version, details=details or {},
+            notary=notary,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -193,16 +230,32 @@ class Verification:
     problems: tuple[str, ...]
 
 
-#: The seam for server signatures: True when an event's signature checks out against the
-#: server's public key. creditgov signs nothing yet; a consistent rewrite of the whole chain
-#: (every hash recomputed) is only caught once a verifier is passed.
+#: True when an event's signature checks out against the server's pinned public key
+#: (`trust.Trust`). Without one, a consistent rewrite of the whole chain (every hash
+#: recomputed) cannot be told from the real chain: local mode promises no more.
 EventVerifier = Callable[[AuditEvent], bool]
 
 
+@dataclass(frozen=True)
+class ServerHead:
+    """The last event the team server recorded for a model, outside the tags (seq 0: none)."""
+
+    seq: int
+    hash: str
+
+
 def chain_problems(
-    tags: Mapping[str, str], *, verifier: EventVerifier | None = None
+    tags: Mapping[str, str],
+    *,
+    verifier: EventVerifier | None = None,
+    head: ServerHead | None = None,
 ) -> tuple[list[AuditEvent], list[str]]:
-    """The chain's readable events and every break: edited, removed, reordered, unreadable."""
+    """The chain's readable events and every break: edited, removed, reordered, unreadable.
+
+    With `verifier`, every event must carry the server's signature; with `head` (the
+    server's own record), the chain must end where the server says it does, so dropping
+    the newest events and resetting `audit.head` shows too.
+    """
     chain, problems = parse_events(tags)
     prev = GENESIS
     for position, entry in enumerate(chain, start=1):
@@ -219,24 +272,41 @@ def chain_problems(
                 f"event {entry.seq} ({entry.event}): does not link to the event before it"
             )
         if verifier is not None and not verifier(entry):
-            problems.append(f"event {entry.seq} ({entry.event}): its signature does not verify")
+            problems.append(
+                f"event {entry.seq} ({entry.event}): its signature does not verify against the "
+                f"team server's key (written or rewritten around the server)"
+            )
         prev = entry.hash
     head_text = tags.get(HEAD_TAG)
-    head: Any = None
+    recorded: Any = None
     if head_text:
         try:
-            head = json.loads(head_text)
+            recorded = json.loads(head_text)
         except ValueError:
-            head = None
-        if not isinstance(head, dict):
+            recorded = None
+        if not isinstance(recorded, dict):
             problems.append(f"tag {HEAD_TAG!r} is not a readable chain head (malformed)")
-    if chain and isinstance(head, dict):
-        if head.get("seq") != chain[-1].seq or head.get("hash") != chain[-1].hash:
+    if chain and isinstance(recorded, dict):
+        if recorded.get("seq") != chain[-1].seq or recorded.get("hash") != chain[-1].hash:
             problems.append(
-                f"the chain head says event {head.get('seq')} but the last event is {chain[-1].seq} (events removed at the end)"
+                f"the chain head says event {recorded.get('seq')} but the last event is {chain[-1].seq} (events removed at the end)"
             )
     elif chain and not head_text:
         problems.append("the chain head is missing")
     elif head_text and not chain:
         problems.append("the chain head exists but every event is gone")
+    if head is not None:
+        last = chain[-1] if chain else None
+        if last is None or (last.seq, last.hash) != (head.seq, head.hash):
+            at = f"event {last.seq}" if last else "no event"
+            if head.seq == 0:
+                problems.append(
+                    f"the team server recorded no event for this model but its tags end at {at} "
+                    f"(events written around the server)"
+                )
+            else:
+                problems.append(
+                    f"the team server's own record ends at event {head.seq} ({head.hash[:12]}) but "
+                    f"the chain's tags end at {at} (events removed, rewritten or added around the server)"
+                )
     return chain, problems

@@ -7,6 +7,9 @@ records the result (`evidence_sha256`), so promotion can refuse evidence changed
 audit event), and `verify_model_files` refuses a version whose files were edited,
 deleted or added in the artifact store afterwards. Keys are readable locations
 (`model/state.json`, `run/reports/report.html`), so a refusal names the file.
+
+Where the files come from is an `ArtifactSource`: a client downloads them through the
+tracking server (`DOWNLOADS`); the team server reads its own artifact store.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -24,7 +29,12 @@ from registry.governance.chain import digest, read_chain
 from registry.governance.errors import GovernanceError
 
 __all__ = [
+    "DOWNLOADS",
+    "ArtifactSource",
+    "Downloads",
     "evidence_manifest",
+    "file_problems",
+    "folder_manifest",
     "manifest_sha256",
     "model_manifest",
     "registered_files",
@@ -32,7 +42,31 @@ __all__ = [
 ]
 
 
-def evidence_manifest(client: MlflowClient, name: str, version: str) -> dict[str, str]:
+class ArtifactSource(Protocol):
+    """Where the files behind `models:/NAME/VERSION` or `runs:/RUN_ID/FOLDER` are read from.
+
+    `fetch` returns a local folder holding them (a download into `dst`, or the store's
+    own folder); it raises `MlflowException` or `OSError` when they are gone.
+    """
+
+    def fetch(self, uri: str, dst: Path) -> Path: ...
+
+
+@dataclass(frozen=True)
+class Downloads:
+    """Through MLflow, as any client sees the artifact store."""
+
+    def fetch(self, uri: str, dst: Path) -> Path:
+        dst.mkdir(parents=True, exist_ok=True)
+        return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(dst)))
+
+
+DOWNLOADS = Downloads()
+
+
+def evidence_manifest(
+    client: MlflowClient, name: str, version: str, *, files: ArtifactSource = DOWNLOADS
+) -> dict[str, str]:
     """sha256 of each file the approval rests on: model artifacts, config, data, reports.
 
     Keys are readable locations (`model/state.json`, `run/reports/report.html`,
@@ -41,15 +75,11 @@ def evidence_manifest(client: MlflowClient, name: str, version: str) -> dict[str
     mv = client.get_model_version(name, version)
     manifest: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="creditgov-evidence-") as tmp:
-        manifest.update(_model_files(name, version, Path(tmp)))
+        manifest.update(_model_files(name, version, Path(tmp), files))
         if mv.run_id:
             for folder in ("config", "reports"):
                 try:
-                    local = Path(
-                        mlflow.artifacts.download_artifacts(
-                            f"runs:/{mv.run_id}/{folder}", dst_path=f"{tmp}/{folder}"
-                        )
-                    )
+                    local = files.fetch(f"runs:/{mv.run_id}/{folder}", Path(tmp) / folder)
                 except (MlflowException, OSError):
                     continue
                 for path in sorted(p for p in local.rglob("*") if p.is_file()):
@@ -60,29 +90,41 @@ def evidence_manifest(client: MlflowClient, name: str, version: str) -> dict[str
     return manifest
 
 
-def model_manifest(client: MlflowClient, name: str, version: str) -> dict[str, str]:
+def model_manifest(
+    client: MlflowClient, name: str, version: str, *, files: ArtifactSource = DOWNLOADS
+) -> dict[str, str]:
     """sha256 of each file of the registered model, keyed `model/<path>` as in the evidence.
 
     Recorded in the version's `registered` audit event, so a file edited or deleted in
     the artifact store afterwards is caught by `verify_model_files`.
     """
     with tempfile.TemporaryDirectory(prefix="creditgov-model-files-") as tmp:
-        return _model_files(name, version, Path(tmp))
+        return _model_files(name, version, Path(tmp), files)
 
 
-def _model_files(name: str, version: str, tmp: Path) -> dict[str, str]:
+def _model_files(name: str, version: str, tmp: Path, files: ArtifactSource) -> dict[str, str]:
     try:
-        model_dir = Path(
-            mlflow.artifacts.download_artifacts(
-                f"models:/{name}/{version}", dst_path=f"{tmp}/model"
-            )
-        )
+        model_dir = files.fetch(f"models:/{name}/{version}", tmp / "model")
     except (MlflowException, OSError):
         return {}  # the whole model folder is gone: every recorded file counts as deleted
+    return folder_manifest(model_dir)
+
+
+def folder_manifest(folder: Path) -> dict[str, str]:
+    """sha256 of every file under a local copy of a model, keyed `model/<path>`."""
     return {
-        f"model/{path.relative_to(model_dir).as_posix()}": _file_sha(path)
-        for path in sorted(p for p in model_dir.rglob("*") if p.is_file())
+        f"model/{path.relative_to(folder).as_posix()}": _file_sha(path)
+        for path in sorted(p for p in folder.rglob("*") if p.is_file())
     }
+
+
+def file_problems(recorded: Mapping[str, str], present: Mapping[str, str]) -> list[str]:
+    """Each file edited, deleted or added, against the manifest recorded at registration."""
+    return [
+        f"{key} {'deleted' if key not in present else 'edited'}"
+        for key in sorted(recorded)
+        if present.get(key) != recorded[key]
+    ] + [f"{key} added" for key in sorted(set(present) - set(recorded))]
 
 
 def registered_files(client: MlflowClient, name: str, version: str) -> dict[str, str] | None:
@@ -94,11 +136,19 @@ def registered_files(client: MlflowClient, name: str, version: str) -> dict[str,
     return None
 
 
-def verify_model_files(client: MlflowClient, name: str, version: str) -> None:
+def verify_model_files(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    *,
+    files: ArtifactSource = DOWNLOADS,
+    local: Path | None = None,
+) -> None:
     """Refuse a version whose model files differ from those recorded at registration.
 
     Serving or promoting it would run code and numbers nobody trained or reviewed; the
-    message names each edited, deleted or added file.
+    message names each edited, deleted or added file. With `local` (a downloaded copy),
+    that copy is what is checked, so the copy verified is the copy loaded.
     """
     recorded = registered_files(client, name, version)
     if recorded is None:
@@ -106,12 +156,12 @@ def verify_model_files(client: MlflowClient, name: str, version: str) -> None:
             f"models:/{name}/{version} has no record of its model files from registration "
             f"(not registered by `creditgov train`), so its integrity cannot be checked; retrain it"
         )
-    present = model_manifest(client, name, version)
-    problems = [
-        f"{key} {'deleted' if key not in present else 'edited'}"
-        for key in sorted(recorded)
-        if present.get(key) != recorded[key]
-    ] + [f"{key} added" for key in sorted(set(present) - set(recorded))]
+    present = (
+        folder_manifest(local) if local is not None else model_manifest(
+            client, name, version, files=files
+        )
+    )  # fmt: skip
+    problems = file_problems(recorded, present)
     if problems:
         raise GovernanceError(
             f"models:/{name}/{version}: model files changed since registration "

@@ -13,18 +13,39 @@ disagrees with it (`state.require_consistent`), since anyone can write those by 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from registry.governance.chain import AuditEvent, append, now, read_chain
+from registry.governance.chain import AuditEvent, Notary, append, now, read_chain
 from registry.governance.errors import GovernanceArgumentError, GovernanceError
 from registry.governance.lock import model_lock
-from registry.governance.manifests import evidence_manifest, manifest_sha256, verify_model_files
+from registry.governance.manifests import (
+    DOWNLOADS,
+    ArtifactSource,
+    evidence_manifest,
+    manifest_sha256,
+    model_manifest,
+    verify_model_files,
+)
 from registry.governance.state import VersionRecord, replay, require_consistent
 
-__all__ = ["MAX_TEXT_CHARS", "PROMOTABLE_ALIASES", "approve", "promote", "reject", "rollback"]
+__all__ = [
+    "MAX_TEXT_CHARS",
+    "PROMOTABLE_ALIASES",
+    "VALIDATION_TAG_PREFIXES",
+    "ValidationRecord",
+    "approve",
+    "check_length",
+    "promote",
+    "register",
+    "reject",
+    "rollback",
+    "validate",
+]
 
 PROMOTABLE_ALIASES = ("champion", "challenger")
 #: The longest --comment or --justification: written in a version tag and an audit event,
@@ -41,7 +62,7 @@ def _version(client: MlflowClient, name: str, version: str) -> Any:
         ) from None
 
 
-def _check_length(option: str, text: str | None) -> None:
+def check_length(option: str, text: str | None) -> None:
     """Before anything is written: an over-long text must not leave tags without an event."""
     if text is not None and len(text) > MAX_TEXT_CHARS:
         raise GovernanceArgumentError(
@@ -59,10 +80,12 @@ def approve(
     comment: str,
     override_gates: bool = False,
     justification: str | None = None,
+    files: ArtifactSource = DOWNLOADS,
+    notary: Notary | None = None,
 ) -> AuditEvent:
     """Approve a version for promotion. Refused for its trainer, failed gates, rejection."""
-    _check_length("--comment", comment)
-    _check_length("--justification", justification)
+    check_length("--comment", comment)
+    check_length("--justification", justification)
     if not comment.strip():
         raise GovernanceError("approval needs --comment saying what was reviewed")
     if override_gates and not (justification or "").strip():
@@ -96,8 +119,8 @@ def approve(
                 f"models:/{name}/{version} failed its gates ({', '.join(failed) or 'see the report'}); "
                 f"fix the model, or approve with --override-gates --justification TEXT"
             )
-        verify_model_files(client, name, version)  # approve what was trained, nothing else
-        manifest = evidence_manifest(client, name, version)
+        verify_model_files(client, name, version, files=files)  # approve what was trained
+        manifest = evidence_manifest(client, name, version, files=files)
         evidence = manifest_sha256(manifest)
         when = now()
         updates = {
@@ -116,18 +139,26 @@ def approve(
             append(
                 client, name, "overridden", actor=actor, version=version,
                 details={"justification": justification, "failed_gates": tags.get("gates", "[]")},
+                notary=notary,
             )  # fmt: skip
         return append(
             client, name, "approved", actor=actor, version=version,
             details={"comment": comment, "evidence_sha256": evidence, "manifest": manifest},
+            notary=notary,
         )  # fmt: skip
 
 
 def reject(
-    client: MlflowClient, name: str, version: str, *, actor: str, comment: str
+    client: MlflowClient,
+    name: str,
+    version: str,
+    *,
+    actor: str,
+    comment: str,
+    notary: Notary | None = None,
 ) -> AuditEvent:
     """Reject a version for good (train a new one instead); refused while it serves."""
-    _check_length("--comment", comment)
+    check_length("--comment", comment)
     if not comment.strip():
         raise GovernanceError("rejection needs --comment saying why")
     with model_lock(client, name, actor=actor):
@@ -146,8 +177,9 @@ def reject(
         }.items():
             client.set_model_version_tag(name, version, key, value)
         return append(
-            client, name, "rejected", actor=actor, version=version, details={"comment": comment}
-        )
+            client, name, "rejected", actor=actor, version=version,
+            details={"comment": comment}, notary=notary,
+        )  # fmt: skip
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
@@ -166,6 +198,8 @@ def _check_promotable(
     actor: str,
     alias: str,
     refused: str,
+    files: ArtifactSource,
+    notary: Notary | None,
 ) -> None:
     """What promote and rollback both demand of the version they put behind `alias`.
 
@@ -177,7 +211,7 @@ def _check_promotable(
     def refuse(message: str, **details: Any) -> GovernanceError:
         append(
             client, name, refused, actor=actor, version=version,
-            details={"alias": alias, **details},
+            details={"alias": alias, **details}, notary=notary,
         )  # fmt: skip
         return GovernanceError(message)
 
@@ -193,7 +227,7 @@ def _check_promotable(
             f"models:/{name}/{version} did not pass validation and the gates were not overridden",
             reason="validation not passed",
         )
-    manifest = evidence_manifest(client, name, version)
+    manifest = evidence_manifest(client, name, version, files=files)
     if manifest_sha256(manifest) != record.evidence_sha256:
         approved = _approved_manifest(client, name, version)
         changed = sorted(
@@ -208,13 +242,20 @@ def _check_promotable(
             changed=changed,
         )
     try:
-        verify_model_files(client, name, version)
+        verify_model_files(client, name, version, files=files)
     except GovernanceError as err:
         raise refuse(str(err), reason="model files changed since registration") from None
 
 
 def promote(
-    client: MlflowClient, name: str, version: str, *, actor: str, alias: str = "champion"
+    client: MlflowClient,
+    name: str,
+    version: str,
+    *,
+    actor: str,
+    alias: str = "champion",
+    files: ArtifactSource = DOWNLOADS,
+    notary: Notary | None = None,
 ) -> AuditEvent:
     """Point `alias` at an approved version whose evidence still matches its approval."""
     if alias not in PROMOTABLE_ALIASES:
@@ -226,7 +267,7 @@ def promote(
         state = require_consistent(client, name)
         _check_promotable(
             client, name, version, state.record(version),
-            actor=actor, alias=alias, refused="promotion_refused",
+            actor=actor, alias=alias, refused="promotion_refused", files=files, notary=notary,
         )  # fmt: skip
         before = _alias_version(client, name, alias)
         details: dict[str, Any] = {"alias": alias, "from": before}
@@ -241,7 +282,9 @@ def promote(
                 raise GovernanceError(
                     f"alias {alias!r} reads back as version {now_at}, not {version}; another writer interfered"
                 )
-        return append(client, name, "promoted", actor=actor, version=version, details=details)
+        return append(
+            client, name, "promoted", actor=actor, version=version, details=details, notary=notary
+        )
 
 
 def _approved_manifest(client: MlflowClient, name: str, version: str) -> dict[str, str]:
@@ -252,7 +295,15 @@ def _approved_manifest(client: MlflowClient, name: str, version: str) -> dict[st
     return {}
 
 
-def rollback(client: MlflowClient, name: str, *, actor: str, alias: str = "champion") -> AuditEvent:
+def rollback(
+    client: MlflowClient,
+    name: str,
+    *,
+    actor: str,
+    alias: str = "champion",
+    files: ArtifactSource = DOWNLOADS,
+    notary: Notary | None = None,
+) -> AuditEvent:
     """champion <- previous, when `previous` would still pass promote's checks; recorded in the chain."""
     with model_lock(client, name, actor=actor):
         state = require_consistent(client, name)
@@ -262,7 +313,7 @@ def rollback(client: MlflowClient, name: str, *, actor: str, alias: str = "champ
             raise GovernanceError(f"{name} has no 'previous' version to roll back to")
         _check_promotable(
             client, name, previous, state.record(previous),
-            actor=actor, alias=alias, refused="rollback_refused",
+            actor=actor, alias=alias, refused="rollback_refused", files=files, notary=notary,
         )  # fmt: skip
         client.set_registered_model_alias(name, alias, previous)
         client.delete_registered_model_alias(name, "previous")
@@ -275,4 +326,99 @@ def rollback(client: MlflowClient, name: str, *, actor: str, alias: str = "champ
             actor=actor,
             version=previous,
             details={"alias": alias, "from": current},
+            notary=notary,
         )
+
+
+#: The version tags a validation writes besides `validation_status` and `gates`.
+VALIDATION_TAG_PREFIXES = ("gate.", "report.")
+
+
+@dataclass(frozen=True)
+class ValidationRecord:
+    """The gates' verdict on a version as the registry records it (built by `registry.register`)."""
+
+    status: str  # passed | failed
+    gates: list[dict[str, Any]]
+    tags: Mapping[str, str] = field(default_factory=dict)  # gate.* and report.* tags
+    description: str = ""
+
+    def problems(self) -> list[str]:
+        """Why this record cannot be written: a bad status, one disagreeing with the gates, a stray tag."""
+        problems = []
+        if self.status not in {"passed", "failed"}:
+            problems.append(f"validation status {self.status!r} is neither passed nor failed")
+        elif self.gates and (self.status == "passed") != all(
+            bool(g.get("passed")) for g in self.gates if isinstance(g, dict)
+        ):
+            problems.append(f"validation status {self.status!r} disagrees with its gates")
+        stray = sorted(k for k in self.tags if not k.startswith(VALIDATION_TAG_PREFIXES))
+        if stray:
+            problems.append(f"a validation writes gate.* and report.* tags only, not {stray[0]!r}")
+        return problems
+
+
+def register(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    *,
+    actor: str,
+    files: ArtifactSource = DOWNLOADS,
+    notary: Notary | None = None,
+) -> AuditEvent:
+    """The `registered` event: who registered the version, its lineage and its model files' hashes.
+
+    On a team server the server appends it when the version is created, with the identity
+    it authenticated and the files as its own artifact store holds them.
+    """
+    with model_lock(client, name, actor=actor):
+        mv = _version(client, name, version)
+        if replay(read_chain(client, name)).record(version).trainer is not None:
+            raise GovernanceError(f"models:/{name}/{version} is already registered in the chain")
+        return append(
+            client, name, "registered", actor=actor, version=version,
+            details={
+                "run_id": mv.run_id, "config_sha256": mv.tags.get("config_sha256"),
+                "data_digest": mv.tags.get("data_digest"),
+                "model_files": model_manifest(client, name, version, files=files),
+            },
+            notary=notary,
+        )  # fmt: skip
+
+
+def validate(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    record: ValidationRecord,
+    *,
+    actor: str,
+    notary: Notary | None = None,
+) -> AuditEvent:
+    """Write the gates' verdict (once, by the version's trainer) and its `validated` event."""
+    problems = record.problems()
+    if problems:
+        raise GovernanceArgumentError(f"models:/{name}/{version}: {problems[0]}")
+    with model_lock(client, name, actor=actor):
+        _version(client, name, version)
+        state = replay(read_chain(client, name)).record(version)
+        if state.trainer != actor:
+            raise GovernanceError(
+                f"models:/{name}/{version} was registered by {state.trainer or 'nobody in the chain'}; "
+                f"only its trainer records its validation"
+            )
+        if state.validation is not None:
+            raise GovernanceError(
+                f"models:/{name}/{version} is already validated ({state.validation})"
+            )
+        for key, value in record.tags.items():
+            client.set_model_version_tag(name, version, key, value)
+        client.set_model_version_tag(name, version, "gates", json.dumps(record.gates))
+        if record.description:
+            client.update_model_version(name, version, description=record.description)
+        client.set_model_version_tag(name, version, "validation_status", record.status)
+        return append(
+            client, name, "validated", actor=actor, version=version,
+            details={"status": record.status, "gates": record.gates}, notary=notary,
+        )  # fmt: skip

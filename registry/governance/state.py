@@ -25,6 +25,7 @@ from registry.governance.chain import (
     read_chain,
 )
 from registry.governance.errors import GovernanceError
+from registry.governance.trust import LOCAL, Trust
 
 __all__ = [
     "MANAGED_ALIASES",
@@ -180,14 +181,23 @@ def state_problems(client: MlflowClient, name: str, events: list[AuditEvent]) ->
 
 
 def verify_chain(
-    client: MlflowClient, name: str, *, verifier: EventVerifier | None = None
+    client: MlflowClient,
+    name: str,
+    *,
+    trust: Trust = LOCAL,
+    verifier: EventVerifier | None = None,
 ) -> Verification:
     """The chain's own breaks, then every tag or alias of the model that disagrees with it.
 
-    `verifier` is the seam for server signatures (`chain.EventVerifier`); without it a
-    rewrite that re-hashes every event consistently cannot be told from the real chain.
+    With a team server's `trust`, every event's signature and the server's own record of
+    the chain head are checked too; on a local store (`LOCAL`) a rewrite that re-hashes
+    every event consistently cannot be told from the real chain. `verifier` overrides the
+    trust's signature check.
     """
-    events, problems = chain_problems(client.get_registered_model(name).tags, verifier=verifier)
+    head = trust.head(name) if trust.head is not None else None
+    events, problems = chain_problems(
+        client.get_registered_model(name).tags, verifier=verifier or trust.verifier, head=head
+    )
     problems += state_problems(client, name, events)
     return Verification(ok=not problems, events=len(events), problems=tuple(problems))
 
@@ -207,15 +217,27 @@ def require_consistent(client: MlflowClient, name: str) -> ChainState:
     return replay(read_chain(client, name))
 
 
-def resolve_governed(client: MlflowClient, uri: str) -> tuple[str, str]:
+def resolve_governed(client: MlflowClient, uri: str, *, trust: Trust = LOCAL) -> tuple[str, str]:
     """(name, version) of `uri`, refused when a managed alias stands where the chain did not put it.
 
     A version reached through `champion` or `challenger` must also be approved per the
-    chain: an alias moved by hand onto a version nobody approved never serves.
+    chain: an alias moved by hand onto a version nobody approved never serves. Against a
+    team server (`trust.signed`) the chain itself must verify first — every signature and
+    the server's head — since the model files are checked against what it records.
     """
     from registry.artifacts import model_alias, resolve_version
 
     name, version = resolve_version(client, uri)
+    if trust.signed:
+        head = trust.head(name) if trust.head is not None else None
+        problems = chain_problems(
+            client.get_registered_model(name).tags, verifier=trust.verifier, head=head
+        )[1]
+        if problems:
+            raise GovernanceError(
+                f"{uri}: the audit chain of {name} does not verify ({problems[0]}); it is refused: "
+                f"`creditgov audit {name} --verify` lists every problem"
+            )
     alias = model_alias(uri)
     if alias not in MANAGED_ALIASES:
         return name, version
