@@ -60,14 +60,21 @@ class DriftCheck:
 
 
 def _bundle(model_uri: str) -> tuple[ModelBundle, JobConfig]:
+    """The model behind `model_uri`, read from one copy whose files verified (see `verified_copy`)."""
+    import tempfile
+
+    import mlflow
+
     from creditgov.config import ConfigError
     from registry.artifacts import load_bundle
-    from registry.governance import resolve_governed
+    from registry.governance.loading import verified_copy
     from registry.tracking import resolve_tracking_uri, use_tracking
 
     client = use_tracking(resolve_tracking_uri(None))
-    name, version = resolve_governed(client, model_uri)
-    bundle = load_bundle(client, f"models:/{name}/{version}")  # pinned: the alias checked
+    with tempfile.TemporaryDirectory(prefix="creditgov-model-") as tmp:
+        model = verified_copy(client, model_uri, Path(tmp), tracking_uri=mlflow.get_tracking_uri())
+        # pinned: the alias checked, and the files read are those just verified
+        bundle = load_bundle(client, model.pinned, local=model.folder)
     if bundle.config is None:
         raise ConfigError(
             f"{model_uri}: its run has no config/resolved_config.json; was it trained by creditgov?"

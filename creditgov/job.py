@@ -118,9 +118,12 @@ def run(
     # behind that the next attempt would have to --resume.
     uri = resolve_tracking_uri(config.tracking.uri)
     client = use_tracking(uri)
-    study = stages.open_job_study(config, resume=resume)
     lineage = stages.Lineage.of(config, splits)
     tuning, name = config.tuning, config.registry.model_name
+    # On a team server, an account that may not register versions of this model is
+    # refused now, before a study or a run exists, not after an hour of tuning.
+    stages.check_trainer(client, lineage, name)
+    study = stages.open_job_study(config, resume=resume)
     if not os.environ.get("MLFLOW_RUN_ID"):
         mlflow.set_experiment(config.name)
     version: str | None = None

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "REPORT_DIR",
     "Lineage",
+    "check_trainer",
     "dataset_input",
     "evaluate_model",
     "explain_settings",
@@ -388,6 +389,15 @@ def write_reports(
         "json": f"{REPORT_DIR}/{files.json.name}",
         "model_card": f"{REPORT_DIR}/{files.model_card.name}",
     }
+
+
+def check_trainer(client: MlflowClient, lineage: Lineage, name: str) -> None:
+    """Refuse (exit 3) an account a team server would not let register versions of `name`."""
+    import mlflow
+
+    from registry.governance.actions import governance_for
+
+    governance_for(client, mlflow.get_registry_uri(), lineage.trainer).check_trainer(name)
 
 
 def record_validation(

@@ -76,23 +76,20 @@ def resolve_version(client: MlflowClient, uri: str) -> tuple[str, str]:
     return name, str(version)
 
 
-def load_bundle(client: MlflowClient, uri: str) -> ModelBundle:
+def load_bundle(client: MlflowClient, uri: str, *, local: Path | None = None) -> ModelBundle:
+    """The version's state, model files, drift reference and config as plain data.
+
+    With `local` (a copy already checked by `registry.governance.loading.verified_copy`)
+    the model's files are read from that copy, not downloaded again.
+    """
     name, version = resolve_version(client, uri)
     mv = client.get_model_version(name, version)
-    with tempfile.TemporaryDirectory(prefix="creditgov-bundle-") as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp))
-        state = json.loads(_one(local, "state.json").read_text(encoding="utf-8"))
-        named = dict((state.get("model") or {}).get("files") or {})
-        if any(Path(str(file_name)).name != file_name for file_name in named.values()):
-            raise ModelNotFound(f"models:/{name}/{version}: its state names a model file by path")
-        files = {
-            key: _one(local, file_name).read_text(encoding="utf-8")
-            for key, file_name in named.items()
-        }
-        reference_file = next(local.rglob("reference_profile.json"), None)
-        reference = (
-            json.loads(reference_file.read_text(encoding="utf-8")) if reference_file else None
-        )
+    if local is not None:
+        state, files, reference = _read_model(local, name, version)
+    else:
+        with tempfile.TemporaryDirectory(prefix="creditgov-bundle-") as tmp:
+            folder = mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=tmp)
+            state, files, reference = _read_model(Path(folder), name, version)
     config = None
     if mv.run_id:
         try:
@@ -102,6 +99,21 @@ def load_bundle(client: MlflowClient, uri: str) -> ModelBundle:
     return ModelBundle(
         name, version, mv.run_id or "", state, files, reference, config, dict(mv.tags)
     )
+
+
+def _read_model(
+    local: Path, name: str, version: str
+) -> tuple[dict[str, Any], dict[str, str], dict[str, Any] | None]:
+    state = json.loads(_one(local, "state.json").read_text(encoding="utf-8"))
+    named = dict((state.get("model") or {}).get("files") or {})
+    if any(Path(str(file_name)).name != file_name for file_name in named.values()):
+        raise ModelNotFound(f"models:/{name}/{version}: its state names a model file by path")
+    files = {
+        key: _one(local, file_name).read_text(encoding="utf-8") for key, file_name in named.items()
+    }
+    reference_file = next(local.rglob("reference_profile.json"), None)
+    reference = json.loads(reference_file.read_text(encoding="utf-8")) if reference_file else None
+    return state, files, reference
 
 
 def _one(folder: Path, name: str) -> Path:

@@ -15,15 +15,21 @@ from __future__ import annotations
 
 import csv
 import os
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from creditgov.errors import BadInput
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+    from registry.governance.loading import VerifiedModel
 
 __all__ = ["DEFAULT_CHUNK_ROWS", "SUFFIXES", "ScoreSummary", "ScoringError", "score_file"]
 
@@ -97,9 +103,7 @@ def score_file(
     """
     import mlflow
 
-    from registry.artifacts import load_bundle
-    from registry.governance import resolve_governed, verify_model_files
-    from registry.register import quiet_mlflow_advice
+    from registry.governance.loading import verified_copy
     from registry.tracking import resolve_tracking_uri, use_tracking
 
     if chunk_rows < 1:
@@ -115,21 +119,40 @@ def score_file(
 
     started = time.perf_counter()
     client = use_tracking(resolve_tracking_uri(None))
-    # A champion / challenger alias moved by hand (not by promote or rollback) is refused.
-    name, version = resolve_governed(client, model_uri)
-    # The resolved version from here on, not the alias: an alias moved mid-run cannot
-    # mix two models in one output.
-    pinned = f"models:/{name}/{version}"
-    # The files must be those registered: an edited state.json or booster would score
-    # with numbers nobody trained or approved (GovernanceError, exit 3 in the CLI).
-    verify_model_files(client, name, version)
-    bundle = load_bundle(client, pinned)
-    signature = mlflow.models.get_model_info(pinned).signature
+    with tempfile.TemporaryDirectory(prefix="creditgov-model-") as tmp:
+        # One copy, verified and then loaded: a champion / challenger alias moved by hand,
+        # a signed chain that does not verify, or a file edited after registration is
+        # refused (GovernanceError, exit 3 in the CLI) before any of it is read. The
+        # resolved version is used from here on, so an alias moved mid-run cannot mix
+        # two models in one output.
+        verified = verified_copy(
+            client, model_uri, Path(tmp), tracking_uri=mlflow.get_tracking_uri()
+        )
+        return _score(verified, client, input_path, output_path, chunk_rows, progress, started)
+
+
+def _score(
+    verified: VerifiedModel,
+    client: MlflowClient,
+    input_path: Path,
+    output_path: Path,
+    chunk_rows: int,
+    progress: Progress | None,
+    started: float,
+) -> ScoreSummary:
+    import mlflow
+
+    from registry.artifacts import load_bundle
+    from registry.register import quiet_mlflow_advice
+
+    name, version, pinned = verified.name, verified.version, verified.pinned
+    bundle = load_bundle(client, pinned, local=verified.folder)
+    signature = mlflow.models.Model.load(str(verified.folder)).signature
     inputs = _model_inputs(signature, bundle.config, pinned, bundle.state)
     # The input is checked before the model is loaded, so a bad file fails fast.
     total, tables = _open(input_path, inputs, chunk_rows)
     quiet_mlflow_advice()
-    model = mlflow.pyfunc.load_model(pinned)
+    model = mlflow.pyfunc.load_model(str(verified.folder))
     if progress is not None:
         progress(0, total)
     partial = output_path.with_name(f".{output_path.name}.partial")

@@ -1,14 +1,15 @@
-"""The team stack: one MLflow tracking server and registry on PostgreSQL, with basic auth.
+"""The team stack: one MLflow tracking server and registry on PostgreSQL that enforces governance.
 
 Team mode is operations, not modelling, so it lives beside the library rather than in
-it: this package starts and stops MLflow's own `mlflow server --app-name basic-auth` on
-PostgreSQL (`stack`), manages its accounts and grants through MLflow's auth client
-(`accounts`), and is the `python -m server` command behind `make team-up` /
+it: this package starts and stops `mlflow server --app-name creditgov` on PostgreSQL
+(`stack`) — MLflow's basic-auth app with creditgov's guard, signed audit chain and
+governance endpoints (`app`, `ledger`) — manages accounts, MLflow grants and creditgov
+roles (`accounts`), and is the `python -m server` command behind `make team-up` /
 `make team-down` (`__main__`). It may use the library; nothing in training, evaluation
 or registry imports it.
 """
 
-from server.accounts import PERMISSIONS, add_user, change_password, grant
+from server.accounts import PERMISSIONS, add_user, change_password, grant, grant_role
 from server.stack import (
     ADMIN,
     Stack,
@@ -31,6 +32,7 @@ __all__ = [
     "down",
     "drop_databases",
     "grant",
+    "grant_role",
     "up",
     "wait_healthy",
 ]

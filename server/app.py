@@ -14,7 +14,7 @@ module's `create_app`, which builds MLflow's own basic-auth app and adds three t
 - **the governance endpoints** under `/creditgov/api/1/`: validated, approve, reject,
   promote, rollback (the rules of `registry.governance.rules`, run here with the
   authenticated identity and the role it was granted), head (the server's own chain
-  head), info (the public key) and roles (admin only).
+  head), info (the public key) and roles (GET: the caller's own; POST: admin grants).
 
 The server writes through its own store (the backend database), which the guard does not
 see; every event it appends is signed with its Ed25519 key ($CREDITGOV_SERVER_SIGNING_KEY)
@@ -354,6 +354,8 @@ def _endpoint(path: str, method: str, user: str) -> Any:
     if method == "GET" and action == "head":
         head = _SERVER.ledger.head(_text(params, "name"))
         return _json(200, {"seq": head.seq, "hash": head.hash})
+    if method == "GET" and action == "roles":
+        return _json(200, {"roles": sorted(_SERVER.ledger.roles(_text(params, "name"), user))})
     if method == "POST" and action == "roles":
         return _json(200, _roles(params, user))
     if method == "POST" and action in _ACTIONS:

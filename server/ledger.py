@@ -63,7 +63,7 @@ class Ledger:
                 f"creditgov's server app keeps its records in PostgreSQL; the backend store is "
                 f"{uri.split(':', 1)[0]}: run `mlflow server --backend-store-uri postgresql://...`"
             )
-        scheme, rest = uri.split("://", 1)
+        _scheme, rest = uri.split("://", 1)
         return cls(dsn=f"postgresql://{rest}")
 
     @contextmanager

@@ -1,4 +1,4 @@
-"""Job commands: synth, validate, train, evaluate, drift, report, score.
+"""Job commands: synth, validate, train, evaluate, drift, report, score, serve.
 
 Each parses its options, calls one function (`creditgov.job.run`, `creditgov.checks`,
 `registry.scoring`, `datasets`) and prints; heavy libraries are imported inside the
@@ -35,9 +35,9 @@ from creditgov.cli.display import (
     print_result,
     print_splits,
 )
-from creditgov.errors import EXIT_BAD_INPUT, EXIT_BREACH
+from creditgov.errors import EXIT_BAD_INPUT, EXIT_BREACH, EXIT_UNEXPECTED
 
-__all__ = ["Kind", "drift", "evaluate", "report_", "score", "synth", "train", "validate"]
+__all__ = ["Kind", "drift", "evaluate", "report_", "score", "serve", "synth", "train", "validate"]
 
 
 class Kind(StrEnum):
@@ -325,3 +325,30 @@ def score(
             highlight=False,
             soft_wrap=True,
         )
+
+
+@app.command()
+def serve(
+    model_uri: Annotated[str, typer.Argument(help="models:/NAME/VERSION or models:/NAME@ALIAS")],
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port to listen on")] = 5001,
+) -> None:
+    """Verify a registered model's files, then `mlflow models serve` the verified copy.
+
+    POST /invocations answers with the same columns as `score` (probability, score,
+    decision, reasons). The version is downloaded once; its audit chain (signed on a team
+    server) and that copy's file hashes must match what was recorded at registration, or
+    nothing is served (exit 3). Ctrl-C or SIGTERM stops the server.
+    """
+    from registry.governance.loading import VerifiedModel
+    from registry.serving import serve_verified
+
+    def ready(model: VerifiedModel) -> None:
+        console.print(
+            f"models:/{model.name}/{model.version}: files verified "
+            f"({escape(model.trust.describe())}); serving on http://{host}:{port}/invocations"
+        )
+
+    code = serve_verified(model_uri, host=host, port=port, on_ready=ready)
+    if code > 0:
+        raise fail(f"mlflow models serve exited with code {code}", EXIT_UNEXPECTED)

@@ -26,7 +26,11 @@ __all__ = ["Governance", "LocalGovernance", "ServerGovernance", "governance_for"
 class Governance(Protocol):
     """The governance writes, each as one decision by `actor`."""
 
-    actor: str
+    @property
+    def actor(self) -> str: ...
+
+    def check_trainer(self, name: str) -> None:
+        """Refuse before any run starts when `actor` may not register versions of `name`."""
 
     def registered(self, name: str, version: str) -> AuditEvent: ...
 
@@ -55,6 +59,9 @@ class LocalGovernance:
 
     client: MlflowClient
     actor: str
+
+    def check_trainer(self, name: str) -> None:
+        """Anyone may register on a local store: there, identities are claims."""
 
     def registered(self, name: str, version: str) -> AuditEvent:
         return rules.register(self.client, name, version, actor=self.actor)
@@ -93,6 +100,14 @@ class ServerGovernance:
     server: TeamServer
     client: MlflowClient
     actor: str
+
+    def check_trainer(self, name: str) -> None:
+        if "trainer" not in self.server.roles(name):
+            raise GovernanceError(
+                f"{self.actor!r} is not a trainer of {name!r} on this team server, so a version "
+                f"could not be registered; nothing was run: an admin grants it with "
+                f"`python -m server role {self.actor} {name} trainer`"
+            )
 
     def registered(self, name: str, version: str) -> AuditEvent:
         """The server appended it when the version was created; this finds it."""

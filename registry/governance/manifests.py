@@ -110,16 +110,25 @@ def _model_files(name: str, version: str, tmp: Path, files: ArtifactSource) -> d
     return folder_manifest(model_dir)
 
 
+#: What MLflow's client writes into a `models:/` download (the name and version it asked
+#: for); not a file of the stored model, so a copy read in place and a download agree.
+DOWNLOAD_NOTE = "model/registered_model_meta"
+
+
 def folder_manifest(folder: Path) -> dict[str, str]:
     """sha256 of every file under a local copy of a model, keyed `model/<path>`."""
-    return {
+    manifest = {
         f"model/{path.relative_to(folder).as_posix()}": _file_sha(path)
         for path in sorted(p for p in folder.rglob("*") if p.is_file())
     }
+    manifest.pop(DOWNLOAD_NOTE, None)
+    return manifest
 
 
 def file_problems(recorded: Mapping[str, str], present: Mapping[str, str]) -> list[str]:
     """Each file edited, deleted or added, against the manifest recorded at registration."""
+    # Local stores once recorded it with the rest; it is never compared.
+    recorded = {k: v for k, v in recorded.items() if k != DOWNLOAD_NOTE}
     return [
         f"{key} {'deleted' if key not in present else 'edited'}"
         for key in sorted(recorded)

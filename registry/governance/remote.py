@@ -52,6 +52,14 @@ class TeamServer:
         )
         return ServerHead(seq=int(data["seq"]), hash=str(data["hash"]))
 
+    def roles(self, name: str) -> frozenset[str]:
+        """The roles the current user holds on model `name`."""
+        data = _answer(
+            _request(self.url, "GET", "/roles", params={"name": name}, retries=2),
+            action="read your roles",
+        )
+        return frozenset(str(r) for r in data.get("roles") or [])
+
     def act(self, action: str, payload: Mapping[str, Any]) -> AuditEvent:
         """POST one governance action; the event the server appended, or its refusal raised.
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from registry.governance.chain import AuditEvent, EventVerifier, ServerHead
+from registry.governance.errors import GovernanceError
 from registry.governance.remote import TeamServer
 from registry.governance.signing import fingerprint, parse_public_key, signature_ok
 
@@ -54,17 +55,36 @@ LOCAL = Trust()
 
 
 def trust_for(uri: str) -> Trust:
-    """The trust for tracking URI `uri`: signed when it is a creditgov team server."""
+    """The trust for tracking URI `uri`: signed when it is a creditgov team server.
+
+    A pinned key is a promise that `uri` is a team server signing with that key, so a
+    server that does not run creditgov's app, or offers another key, is refused rather
+    than silently trusted less.
+    """
+    pinned = os.environ.get(PUBLIC_KEY_ENV, "").strip()
     server = TeamServer.detect(uri)
     if server is None:
+        if pinned and uri.startswith(("http://", "https://")):
+            raise GovernanceError(
+                f"${PUBLIC_KEY_ENV} pins a team server key, but {uri} does not run creditgov's "
+                f"server app; point MLFLOW_TRACKING_URI at the team server or unset the pin"
+            )
         return LOCAL
-    pinned = os.environ.get(PUBLIC_KEY_ENV, "").strip()
-    text = pinned or server.public_key
-    key = parse_public_key(text)
+    key = parse_public_key(pinned or server.public_key)
+    if pinned and parse_public_key(server.public_key) != key:
+        raise GovernanceError(
+            f"the team server at {uri} signs with key {fingerprint(server.public_key)}, not the "
+            f"pinned {fingerprint(pinned)}; nothing it says is trusted: ask its operator which "
+            f"key is right before changing ${PUBLIC_KEY_ENV}"
+        )
 
     def verifier(event: AuditEvent) -> bool:
         return signature_ok(key, event.hash, event.sig)
 
     return Trust(
-        verifier=verifier, head=server.head, server=server, public_key=text, pinned=bool(pinned)
+        verifier=verifier,
+        head=server.head,
+        server=server,
+        public_key=pinned or server.public_key,
+        pinned=bool(pinned),
     )

@@ -1,11 +1,11 @@
-"""The served model as a serving system sees it: `mlflow models serve` over REST, and
+"""The served model as a serving system sees it: `creditgov serve` over REST, and
 `creditgov score` over files.
 
 One small credit model is trained once (tuning off) into a throw-away SQLite store and
-given the alias `champion`; a real `mlflow models serve` process then loads
-`models:/credit-pd@champion` with nothing but MLflow (pickle loading switched off) and
-answers HTTP on a free loopback port. The expected answers come from the same version
-loaded in this process with `mlflow.pyfunc.load_model`.
+given the alias `champion`; `creditgov serve models:/credit-pd@champion` verifies a copy
+of it and hands that copy to a real `mlflow models serve` (pickle loading switched off),
+which answers HTTP on a free loopback port. The expected answers come from the same
+version loaded in this process with `mlflow.pyfunc.load_model`.
 """
 
 from __future__ import annotations
@@ -136,8 +136,8 @@ def server(trained: Trained) -> Iterator[str]:
     env.pop("MLFLOW_RUN_ID", None)
     log = trained.folder / "serve.log"
     command = [
-        sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/credit-pd@champion",
-        "--env-manager", "local", "-p", str(port), "-h", "127.0.0.1",
+        sys.executable, "-m", "creditgov", "serve", "models:/credit-pd@champion",
+        "--port", str(port), "--host", "127.0.0.1",
     ]  # fmt: skip
     with log.open("wb") as sink:
         process = subprocess.Popen(
@@ -152,7 +152,7 @@ def server(trained: Trained) -> Iterator[str]:
         deadline = time.monotonic() + SERVE_TIMEOUT_S
         while True:
             if process.poll() is not None:
-                pytest.fail(f"mlflow models serve exited {process.returncode}:\n{_tail(log)}")
+                pytest.fail(f"creditgov serve exited {process.returncode}:\n{_tail(log)}")
             if time.monotonic() > deadline:
                 pytest.fail(f"no /ping answer in {SERVE_TIMEOUT_S} s:\n{_tail(log)}")
             try:
@@ -161,6 +161,7 @@ def server(trained: Trained) -> Iterator[str]:
                         break
             except (urllib.error.URLError, OSError):
                 time.sleep(0.5)
+        assert "models:/credit-pd/1: files verified" in " ".join(_tail(log).split())
         yield url
     finally:
         _stop(process)

@@ -312,7 +312,10 @@ def test_verify_chain_passes_each_event_to_a_signature_verifier(store: Store) ->
 
     result = verify_chain(client, NAME, verifier=verifier)
     assert seen == list(range(1, result.events + 1))
-    assert result.problems == ("event 2 (validated): its signature does not verify",)
+    assert result.problems == (
+        "event 2 (validated): its signature does not verify against the team server's key "
+        "(written or rewritten around the server)",
+    )
 
 
 # ----------------------------------------------------------------------------- 6. junk tags

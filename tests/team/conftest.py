@@ -1,10 +1,10 @@
 """A real team stack per test session: PostgreSQL databases and an authenticated mlflow server.
 
 Each session gets fresh databases `creditgov_test_<random>_{mlflow,auth,optuna}`, a real
-`mlflow server --app-name basic-auth` on a free loopback port (started by
-`server.up`, the code behind `make team-up`), and three accounts: alice (trains),
-bob (reviews and promotes, MANAGE on the model), carol (default READ only). Everything
-is stopped and dropped at the end.
+`mlflow server --app-name creditgov` on a free loopback port (started by `server.up`,
+the code behind `make team-up`), and four accounts with creditgov roles on the models
+the tests train: alice (trainer), bob (reviewer), carol (promoter) and mallory (no role,
+the default READ). Everything is stopped and dropped at the end.
 
 Without PostgreSQL the tests skip saying so; with CREDITGOV_REQUIRE_POSTGRES=1 (CI) they
 fail instead, so a broken database can never pass as "skipped".
@@ -25,7 +25,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from datasets import make_credit, write_table
-from server import Stack, TeamError, add_user, down, drop_databases, grant, up
+from server import Stack, TeamError, add_user, down, drop_databases, grant_role, up
 
 REPO = Path(__file__).resolve().parents[2]
 POSTGRES = os.environ.get("CREDITGOV_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
@@ -34,6 +34,10 @@ MODEL = "credit-team"
 PASSING = "gates=[{metric: auc, split: test, min: 0.6}]"
 PASSWORDS = {"alice": "alice-" + secrets.token_hex(6), "bob": "bob-" + secrets.token_hex(6)}
 PASSWORDS["carol"] = "carol-" + secrets.token_hex(6)
+PASSWORDS["mallory"] = "mallory-" + secrets.token_hex(6)
+#: Every model name a team test registers, and who holds which role on each.
+MODELS = (MODEL, "credit-mlproject", "credit-attack")
+ROLES = {"alice": "trainer", "bob": "reviewer", "carol": "promoter"}
 
 
 def unavailable(reason: str) -> None:
@@ -62,6 +66,8 @@ class Team:
             MLFLOW_TRACKING_PASSWORD=PASSWORDS[user],
             COLUMNS="200",
             PYTHONWARNINGS="ignore",
+            # pinned, as the README tells every team member to do
+            CREDITGOV_SERVER_PUBLIC_KEY=self.stack.public_key(),
         )
         return env
 
@@ -138,7 +144,9 @@ def team(postgres: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Te
     try:
         for user, password in PASSWORDS.items():
             add_user(stack.url, admin, user, password)
-        grant(stack.url, admin, "bob", MODEL, "MANAGE")
+        for model in MODELS:
+            for user, role in ROLES.items():
+                grant_role(stack.url, admin, user, model, role)
         data = folder / "credit.parquet"
         write_table(make_credit(4000, seed=8).frame, data)
         yield Team(stack=stack, admin_password=admin, data=data, folder=folder)

@@ -1,13 +1,14 @@
-"""Identities the four-eyes rule can trust: the server authenticates who acts.
+"""Identities and roles the four-eyes rule can trust: the server authenticates who acts.
 
-alice trains through the authenticated server and cannot approve her own version; bob
-(MANAGE on the model) approves and promotes; carol, with only the default READ, is
-refused by the server itself when she tries to move an alias.
+alice (trainer) trains through the authenticated server and cannot approve her own
+version; mallory, with no role, cannot approve anything; bob (reviewer) approves but may
+not promote; carol (promoter) promotes. Each refusal comes from the server itself.
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import mlflow
@@ -16,6 +17,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from registry.governance import read_chain, verify_chain
+from registry.governance.trust import trust_for
 from tests.team.conftest import MODEL, Team
 
 
@@ -23,6 +25,10 @@ def _as(team: Team, user: str, monkeypatch: pytest.MonkeyPatch) -> MlflowClient:
     mlflow.set_tracking_uri(team.url)
     mlflow.set_registry_uri(team.url)
     return team.client(user, monkeypatch)
+
+
+def _line(result: subprocess.CompletedProcess[str]) -> str:
+    return " ".join(result.stderr.split())
 
 
 def _champion(client: MlflowClient) -> str | None:
@@ -50,24 +56,24 @@ def test_train_as_alice_approve_and_promote_as_bob_carol_refused(
 
     own = team.cli("alice", "approve", MODEL, version, "--comment", "my own work, looks fine")
     assert own.returncode == 3, own.stderr
-    assert f"'alice' trained models:/{MODEL}/{version} and cannot approve it" in own.stderr
+    assert f"'alice' trained models:/{MODEL}/{version} and cannot approve it" in _line(own)
     assert client.get_model_version(MODEL, version).tags["approval_status"] == "pending"
+
+    nobody = team.cli("mallory", "approve", MODEL, version, "--comment", "fine by me")
+    assert nobody.returncode == 3, nobody.stderr
+    assert f"creditgov: 'mallory' is not a reviewer of '{MODEL}'" in _line(nobody)
 
     approved = team.cli("bob", "approve", MODEL, version, "--comment", "report read; gates pass")
     assert approved.returncode == 0, approved.stderr
     assert client.get_model_version(MODEL, version).tags["approver"] == "bob"
 
-    # carol may read everything (default READ) but the server refuses her the alias.
-    refused = team.cli("carol", "promote", MODEL, version)
+    # bob reviews; moving the champion is the promoter's call, and the server says so.
+    refused = team.cli("bob", "promote", MODEL, version)
     assert refused.returncode == 3, refused.stderr
-    line = " ".join(refused.stderr.split())
-    assert (
-        f"the tracking server refused 'carol' permission to move its aliases on registered "
-        f"model '{MODEL}' (PERMISSION_DENIED)" in line
-    )
+    assert f"creditgov: 'bob' is not a promoter of '{MODEL}' on this team server" in _line(refused)
     assert _champion(client) is None
 
-    promoted = team.cli("bob", "promote", MODEL, version)
+    promoted = team.cli("carol", "promote", MODEL, version)
     assert promoted.returncode == 0, promoted.stderr
     assert _champion(client) == version
 
@@ -76,9 +82,12 @@ def test_train_as_alice_approve_and_promote_as_bob_carol_refused(
         ("registered", "alice"),
         ("validated", "alice"),
         ("approved", "bob"),
-        ("promoted", "bob"),
+        ("promoted", "carol"),
     ]
-    assert verify_chain(client, MODEL).ok
+    # Every event carries the server's signature, and the chain ends where its record does.
+    trusted = trust_for(team.url)
+    assert trusted.signed and all(e.sig for e in chain)
+    assert verify_chain(client, MODEL, trust=trusted).ok
 
 
 def test_a_wrong_password_is_refused_before_anything_runs(team: Team, tmp_path: Path) -> None:
