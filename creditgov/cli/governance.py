@@ -25,6 +25,7 @@ __all__ = [
     "promote",
     "reject",
     "rollback",
+    "trust",
 ]
 
 
