@@ -105,6 +105,7 @@ def run(
     import mlflow
 
     from creditgov.workers import check_workers, team_workers
+    from registry.governance.errors import run_refusals
     from registry.stale_runs import end_stale_runs
     from registry.tracking import TrialLogger, log_batch, resolve_tracking_uri, use_tracking
     from training.models.registry import get_kind
@@ -124,10 +125,12 @@ def run(
     # refused now, before a study or a run exists, not after an hour of tuning.
     stages.check_trainer(client, lineage, name)
     study = stages.open_job_study(config, resume=resume)
-    if not os.environ.get("MLFLOW_RUN_ID"):
-        mlflow.set_experiment(config.name)
     version: str | None = None
-    with mlflow.start_run(run_name=f"train-{config.model.type}") as active:
+    with run_refusals(config.name, actor=lineage.trainer):
+        if not os.environ.get("MLFLOW_RUN_ID"):
+            mlflow.set_experiment(config.name)
+        started_run = mlflow.start_run(run_name=f"train-{config.model.type}")
+    with started_run as active:
         run_id, experiment_id = active.info.run_id, active.info.experiment_id
         try:
             show.stage("Logging config and data lineage")

@@ -65,10 +65,15 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("admin-password", help="change the admin password (asks for the new one)")
     user = commands.add_parser("add-user", help="create an account (asks for its password)")
     user.add_argument("username")
-    granted = commands.add_parser("grant", help="grant a permission on a registered model")
+    granted = commands.add_parser(
+        "grant", help="grant an MLflow permission on a registered model (or an experiment)"
+    )
     granted.add_argument("username")
-    granted.add_argument("model")
+    granted.add_argument("model", help="registered model name (experiment name with --experiment)")
     granted.add_argument("permission", choices=PERMISSIONS)
+    granted.add_argument(
+        "--experiment", action="store_true", help="MODEL names an experiment: runs in it need EDIT"
+    )
     role = commands.add_parser(
         "role", help="grant a creditgov role on a registered model (trainer, reviewer, promoter)"
     )
@@ -114,10 +119,12 @@ def main(argv: list[str] | None = None) -> int:
             done = "took" if args.revoke else "granted"
             print(f"{done} role {args.role} on registered model {args.model!r} for {args.username}")
         elif args.command == "grant":
-            grant(stack.url, _admin_password(stack), args.username, args.model, args.permission)
-            print(
-                f"granted {args.permission} on registered model {args.model!r} to {args.username}"
-            )
+            grant(
+                stack.url, _admin_password(stack), args.username, args.model, args.permission,
+                experiment=args.experiment,
+            )  # fmt: skip
+            kind = "experiment" if args.experiment else "registered model"
+            print(f"granted {args.permission} on {kind} {args.model!r} to {args.username}")
     except TeamError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -50,25 +50,43 @@ def add_user(url: str, admin_password: str, username: str, password: str) -> Non
         client.create_user(username, password)
 
 
-def grant(url: str, admin_password: str, username: str, model: str, permission: str) -> None:
+def grant(
+    url: str,
+    admin_password: str,
+    username: str,
+    model: str,
+    permission: str,
+    *,
+    experiment: bool = False,
+) -> None:
     """Give `username` PERMISSION on registered model `model` (it need not exist yet).
 
-    EDIT lets a trainer add versions and a reviewer set approval tags; MANAGE also lets
-    one move aliases and grant others. Without a grant an account has the default READ.
+    EDIT lets a trainer add versions; MANAGE also lets one grant others. Without a grant
+    an account has the default READ. With `experiment`, `model` names an experiment
+    instead (it must exist): a second trainer needs EDIT on the job's experiment to
+    start runs in it.
     """
     if permission not in PERMISSIONS:
         raise TeamError(f"permission {permission!r}: use one of {', '.join(PERMISSIONS)}")
     from mlflow.exceptions import MlflowException
 
     with _as_admin(url, admin_password) as client:
+        resource, resource_id = "registered_model", model
+        if experiment:
+            from mlflow.tracking import MlflowClient
+
+            found = MlflowClient(tracking_uri=url).get_experiment_by_name(model)
+            if found is None:
+                raise TeamError(f"no experiment named {model!r} on {url}; check its name in the UI")
+            resource, resource_id = "experiment", str(found.experiment_id)
         try:
-            client.grant_user_permission(username, "registered_model", model, permission)
+            client.grant_user_permission(username, resource, resource_id, permission)
         except MlflowException as err:
             if err.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
             # A grant replaces the one before: MLflow's unified API has no update.
-            client.revoke_user_permission(username, "registered_model", model)
-            client.grant_user_permission(username, "registered_model", model, permission)
+            client.revoke_user_permission(username, resource, resource_id)
+            client.grant_user_permission(username, resource, resource_id, permission)
 
 
 def change_password(url: str, admin_password: str, username: str, password: str) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from registry.governance.chain import AuditEvent, ServerHead
 from registry.governance.errors import GovernanceError
-from registry.governance.signing import Signer
+from registry.governance.signing import Signer, signature_ok
 
 __all__ = ["ROLES", "Ledger", "ServerNotary"]
 
@@ -170,3 +170,9 @@ class ServerNotary:
         sealed = replace(entry, sig=self.signer.sign(entry.hash))
         self.ledger.record_event(name, sealed)
         return sealed
+
+    def verifies(self, entry: AuditEvent) -> bool:
+        return signature_ok(self.signer.key.public_key(), entry.hash, entry.sig)
+
+    def head(self, name: str) -> ServerHead:
+        return self.ledger.head(name)

@@ -111,10 +111,20 @@ class Notary(Protocol):
 
     `seal` returns the event with its signature and has recorded (seq, hash) where no
     registry writer can reach (an append-only table); it refuses a sequence number it has
-    already recorded, so two writers can never both append event N.
+    already recorded, so two writers can never both append event N. The rules also ask
+    it to check a chain before deciding on it (`verifies`, `head`), so the server never
+    acts on events rewritten behind its back.
     """
 
     def seal(self, name: str, entry: AuditEvent) -> AuditEvent: ...
+
+    def verifies(self, entry: AuditEvent) -> bool:
+        """True when `entry` carries this notary's own signature."""
+        ...
+
+    def head(self, name: str) -> ServerHead:
+        """The last (seq, hash) this notary recorded for `name`."""
+        ...
 
 
 def digest(body: Mapping[str, Any]) -> str:

@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 
 from creditgov.errors import BadInput, Refused
 
-__all__ = ["GovernanceArgumentError", "GovernanceError", "server_refusals"]
+__all__ = ["GovernanceArgumentError", "GovernanceError", "run_refusals", "server_refusals"]
 
 
 class GovernanceError(Refused):
@@ -57,4 +57,23 @@ def server_refusals(name: str, *, actor: str) -> Iterator[None]:
             f"the tracking server refused {actor!r} permission to {action} on registered model "
             f"{name!r} (PERMISSION_DENIED); an admin grants it with "
             f"`python -m server grant {actor} {name} MANAGE`"
+        ) from None
+
+
+@contextmanager
+def run_refusals(experiment: str, *, actor: str) -> Iterator[None]:
+    """A team server refusing to start a run becomes exit 3 naming the grant that is missing.
+
+    A trainer role lets an account register versions of a model; starting runs in the
+    job's experiment is MLflow's own permission, held by whoever created the experiment.
+    """
+    try:
+        yield
+    except MlflowException as err:
+        if err.error_code != "PERMISSION_DENIED":
+            raise
+        raise GovernanceError(
+            f"the tracking server refused {actor!r} permission to start runs in experiment "
+            f"{experiment!r} (PERMISSION_DENIED); its creator or an admin grants it with "
+            f"`python -m server grant {actor} {experiment} EDIT --experiment`"
         ) from None

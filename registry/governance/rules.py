@@ -101,7 +101,7 @@ def approve(
             raise GovernanceError(
                 f"{actor!r} trained models:/{name}/{version} and cannot approve it: approval needs a second person"
             )
-        record = require_consistent(client, name).record(version)
+        record = require_consistent(client, name, notary=notary).record(version)
         if record.decision == "rejected":
             raise GovernanceError(
                 f"models:/{name}/{version} was rejected by {tags.get('approver', '?')}; train a new version"
@@ -264,7 +264,7 @@ def promote(
         )
     with model_lock(client, name, actor=actor):
         _version(client, name, version)
-        state = require_consistent(client, name)
+        state = require_consistent(client, name, notary=notary)
         _check_promotable(
             client, name, version, state.record(version),
             actor=actor, alias=alias, refused="promotion_refused", files=files, notary=notary,
@@ -306,7 +306,7 @@ def rollback(
 ) -> AuditEvent:
     """champion <- previous, when `previous` would still pass promote's checks; recorded in the chain."""
     with model_lock(client, name, actor=actor):
-        state = require_consistent(client, name)
+        state = require_consistent(client, name, notary=notary)
         current = _alias_version(client, name, alias)
         previous = state.aliases.get("previous")
         if previous is None:

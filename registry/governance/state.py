@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from registry.governance.chain import (
     AuditEvent,
     EventVerifier,
+    Notary,
     Verification,
     chain_problems,
     read_chain,
@@ -202,12 +203,17 @@ def verify_chain(
     return Verification(ok=not problems, events=len(events), problems=tuple(problems))
 
 
-def require_consistent(client: MlflowClient, name: str) -> ChainState:
+def require_consistent(
+    client: MlflowClient, name: str, *, notary: Notary | None = None
+) -> ChainState:
     """The chain's state, or a refusal naming the first disagreement (the caller holds the lock).
 
-    A decision taken on tags or aliases the chain contradicts would rest on a forgery.
+    A decision taken on tags or aliases the chain contradicts would rest on a forgery. With
+    the team server's `notary`, every event must carry its signature and the chain must
+    end where its own record does, so a rewrite in the database is refused here too.
     """
-    result = verify_chain(client, name)
+    trust = LOCAL if notary is None else Trust(verifier=notary.verifies, head=notary.head)
+    result = verify_chain(client, name, trust=trust)
     if not result.ok:
         more = f" (and {len(result.problems) - 1} more)" if len(result.problems) > 1 else ""
         raise GovernanceError(

@@ -268,6 +268,10 @@ def test_a_consistent_rewrite_in_the_database_fails_its_signature(
     result = attacked.run("bob", "audit", NAME, "--verify")
     assert result.returncode == 3, result.stderr
     assert f"event {events[approval]['seq']} (approved): {SIGNATURE}" in _line(result)
+    # The server checks its own signatures before it decides: it will not act on the forgery.
+    decided = attacked.run("carol", "promote", NAME, attacked.versions[1])
+    assert decided.returncode == 3, decided.stderr
+    assert SIGNATURE in _line(decided)
     score = attacked.run(
         "bob", "score", "--model", f"models:/{NAME}@champion", "--input", str(attacked.batch),
         "--output", str(attacked.batch.with_name("out.parquet")),
@@ -422,6 +426,46 @@ def test_files_edited_with_their_recorded_hashes_rewritten_fail_the_signature(
         _refused_everywhere(attacked, tmp_path, "does not verify", "InvalidSignature")
     finally:
         code.write_bytes(original)
+
+
+# ----------------------------------------------------------------------------- a second trainer
+
+
+def _server_cli(team: Team, *args: str) -> subprocess.CompletedProcess[str]:
+    stack = team.stack
+    return subprocess.run(
+        [sys.executable, "-m", "server", "--state", str(stack.state), "--port", str(stack.port),
+         "--postgres", stack.postgres, *args],
+        capture_output=True, text=True, timeout=120,
+        env={k: v for k, v in team.env("bob").items() if not k.startswith("MLFLOW_")},
+    )  # fmt: skip
+
+
+def test_a_second_trainer_is_told_the_experiment_grant_she_needs(
+    attacked: Attacked, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    team = attacked.team
+    experiment = "credit-pd-lgbm"  # the shipped config's name, created by alice
+    granted = _server_cli(team, "role", "mallory", NAME, "trainer")
+    assert granted.returncode == 0, granted.stderr
+    try:
+        out = tmp_path / "train.json"
+        args = ("train", CONFIG, *team.config(f"registry.model_name={NAME}"), "--json", str(out))
+        refused = attacked.run("mallory", *args)
+        assert refused.returncode == 3, refused.stderr[-2000:]
+        hint = f"`python -m server grant mallory {experiment} EDIT --experiment`"
+        assert f"refused 'mallory' permission to start runs in experiment '{experiment}'" in _line(
+            refused
+        ) and hint in _line(refused)
+        done = _server_cli(team, "grant", "mallory", experiment, "EDIT", "--experiment")
+        assert done.returncode == 0, done.stderr
+        trained = attacked.run("mallory", *args)
+        assert trained.returncode == 0, trained.stderr[-2000:]
+        version = str(json.loads(out.read_text())["model_version"])
+        client = _client(team, "bob", monkeypatch)
+        assert client.get_model_version(NAME, version).tags["trainer"] == "mallory"
+    finally:
+        _server_cli(team, "role", "mallory", NAME, "trainer", "--revoke")
 
 
 # ----------------------------------------------------------------------------- rollback
