@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
-from typing import Any
+from typing import Any, NoReturn
 
 import mlflow
 import numpy as np
@@ -135,16 +135,166 @@ class Additive:
 FORMS: dict[str, type[Booster] | type[Additive]] = {"booster": Booster, "additive": Additive}
 
 
+#: `evaluation.reason_codes` allows at most 10; a crafted k must not ask for k columns a row.
+MAX_REASONS = 20
+#: The decision labels, below -> at or above the threshold, as `decision_labels` in
+#: `training/models/policy.py` gives them (a test pins the two): swapped labels invert
+#: every answer, so a pair of any other two words is refused too.
+LABELS = {"approve": "decline", "allow": "review"}
+_RETRAIN = "the file was edited or is not creditgov's: retrain"
+
+
+def _fail(path: str, what: str) -> NoReturn:
+    raise ValueError(f"state.json: {path} must be {what}; {_RETRAIN}")
+
+
+def _dict(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        _fail(path, "an object")
+    return value
+
+
+def _list(value: Any, path: str, *, empty: bool = False) -> list[Any]:
+    if not isinstance(value, list) or not (value or empty):
+        _fail(path, "a list" if empty else "a non-empty list")
+    return value
+
+
+def _str(value: Any, path: str) -> str:
+    if not isinstance(value, str) or not value:
+        _fail(path, "a non-empty string")
+    return value
+
+
+def _num(value: Any, path: str, low: float = -math.inf, high: float = math.inf) -> float:
+    """A finite JSON number strictly between `low` and `high`: no bool, NaN or infinity."""
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and abs(value) < 1e308
+    if not (ok and math.isfinite(value) and low < value < high):
+        bounds = "" if (low, high) == (-math.inf, math.inf) else f" in ({low:g}, {high:g})"
+        _fail(path, f"a finite number{bounds}")
+    return float(value)
+
+
+def _nums(value: Any, path: str, *, empty: bool = False, ascending: bool = False) -> list[float]:
+    numbers = [_num(v, f"{path}[{i}]") for i, v in enumerate(_list(value, path, empty=empty))]
+    if ascending and numbers != sorted(numbers):
+        _fail(path, "in ascending order")
+    return numbers
+
+
+def _check_term(t: dict[str, Any], at: str, free: set[str]) -> None:
+    """One additive term; `free` holds the feature names no term has taken yet."""
+    if _str(t.get("name"), f"{at}.name") not in free:
+        _fail(f"{at}.name", "a feature's name, one term each")
+    free.discard(t["name"])
+    linear = t.get("kind") == "linear"
+    for key in ("coefficient", "ref", *(("center", "fill", "low", "high") if linear else ())):
+        _num(t.get(key), f"{at}.{key}")
+    if linear:
+        if t["low"] > t["high"]:
+            _fail(f"{at}.high", "at least low")
+        return
+    if t.get("kind") != "bins":
+        _fail(f"{at}.kind", "'linear' or 'bins'")
+    _num(t.get("missing"), f"{at}.missing")
+    size = len(_nums(t.get("table"), f"{at}.table"))
+    if t.get("feature_kind") == "numeric":
+        if len(_nums(t.get("edges"), f"{at}.edges", empty=True, ascending=True)) != size - 1:
+            _fail(f"{at}.edges", "one fewer than the table's entries")
+    elif t.get("feature_kind") == "categorical":
+        groups = _list(t.get("groups"), f"{at}.groups")
+        if len(groups) != size or not all(
+            isinstance(g, list) and all(isinstance(v, str) for v in g) for g in groups
+        ):
+            _fail(f"{at}.groups", "one list of level strings per table entry")
+    else:
+        _fail(f"{at}.feature_kind", "'numeric' or 'categorical'")
+
+
+def check_state(state: Any) -> None:
+    """Refuse a state.json creditgov could not have written, with one line naming the key.
+
+    A served model runs wherever it is deployed, far from the job that trained it, and
+    applies its state as it is: a threshold of 0 would decline everyone and one above 1
+    approve everyone, swapped labels would invert every answer, a huge reasons count
+    would allocate without end. So the state's shape and bounds are checked before
+    anything is built from it, and a tampered or foreign file fails loading instead of
+    scoring. The message names the JSON path and never echoes the value.
+    """
+    top = _dict(state, "the top level")
+    if top.get("format") != FORMAT:
+        _fail("format", repr(FORMAT))
+    names: set[str] = set()
+    for i, raw in enumerate(_list(top.get("features"), "features")):
+        f, at = _dict(raw, f"features[{i}]"), f"features[{i}]"
+        if _str(f.get("name"), f"{at}.name") in names:
+            _fail(f"{at}.name", "unique among the features")
+        names.add(f["name"])
+        if f.get("kind") not in ("numeric", "categorical"):
+            _fail(f"{at}.kind", "'numeric' or 'categorical'")
+        if f.get("dtype") not in ("double", "long", "string"):
+            _fail(f"{at}.dtype", "'double', 'long' or 'string'")
+        levels = _list(f.get("levels", []), f"{at}.levels", empty=True)
+        if not all(isinstance(v, str) for v in levels) or len(set(levels)) != len(levels):
+            _fail(f"{at}.levels", "a list of distinct strings")
+    model = _dict(top.get("model"), "model")
+    files = _dict(model.get("files", {}), "model.files")
+    if not all(isinstance(v, str) and v for v in files.values()):
+        _fail("model.files", "a map of artifact names to file names")
+    if model.get("form") == "booster":
+        _str(files.get("booster"), "model.files.booster")
+    elif model.get("form") == "additive":
+        _num(model.get("intercept"), "model.intercept")
+        free = set(names)
+        for i, term in enumerate(_list(model.get("terms"), "model.terms")):
+            _check_term(_dict(term, f"model.terms[{i}]"), f"model.terms[{i}]", free)
+    else:
+        _fail("model.form", "'booster' or 'additive'")
+    cal = _dict(top.get("calibration"), "calibration")
+    if cal.get("method") == "isotonic":
+        x = _nums(cal.get("x"), "calibration.x", ascending=True)
+        if len(x) != len(_list(cal.get("y"), "calibration.y")):
+            _fail("calibration.y", "as long as calibration.x")
+        for i, v in enumerate(cal["y"]):
+            _num(v, f"calibration.y[{i}]", 0.0, 1.0)
+    elif cal.get("method") == "sigmoid":
+        _num(cal.get("slope"), "calibration.slope")
+        _num(cal.get("intercept"), "calibration.intercept")
+    elif cal.get("method") != "none":
+        _fail("calibration.method", "'none', 'isotonic' or 'sigmoid'")
+    score = _dict(top.get("score"), "score")
+    _num(score.get("base_score"), "score.base_score")
+    _num(score.get("base_odds"), "score.base_odds", 0.0)
+    _num(score.get("pdo"), "score.pdo", 0.0)
+    rule = _dict(top.get("decision"), "decision")
+    _num(rule.get("threshold"), "decision.threshold", 0.0, 1.0)
+    if rule.get("rule") not in ("threshold", "approval_rate", "cost"):
+        _fail("decision.rule", "'threshold', 'approval_rate' or 'cost'")
+    below = rule.get("below")
+    if not isinstance(below, str) or below not in LABELS:
+        _fail("decision.below", " or ".join(map(repr, LABELS)))
+    if rule.get("at_or_above") != LABELS[below]:
+        _fail("decision.at_or_above", repr(LABELS[below]))
+    reasons = _dict(top.get("reasons") or {"k": 0, "texts": {}}, "reasons")
+    k = reasons.get("k")
+    if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= MAX_REASONS:
+        _fail("reasons.k", f"a whole number from 0 to {MAX_REASONS}")
+    texts = _dict(reasons.get("texts"), "reasons.texts")
+    if not (set(texts) <= names and all(isinstance(v, str) for v in texts.values())):
+        _fail("reasons.texts", "a map of feature names to sentences")
+
+
 class CreditScorer(PythonModel):
     """probability, score and decision for each row of a DataFrame."""
 
     def load_context(self, context: Any) -> None:
         with open(context.artifacts["state"], encoding="utf-8") as handle:
             self.state = json.load(handle)
-        if self.state.get("format") != FORMAT:
-            raise ValueError(f"state format {self.state.get('format')!r} is not {FORMAT!r}")
+        check_state(self.state)
         self.features = self.state["features"]
         section = self.state["model"]
+        if not set(section.get("files", {})) <= set(context.artifacts):
+            _fail("model.files", "artifacts the model folder holds")
         files = {key: context.artifacts[key] for key in section.get("files", {})}
         self.form = FORMS[section["form"]](section, self.features, files)
         score = self.state["score"]

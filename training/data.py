@@ -99,10 +99,23 @@ class Dataset:
 def read_table(
     path: Path, *, skip: Sequence[str] = (), columns: Sequence[str] | None = None
 ) -> pd.DataFrame:
-    """Read CSV or Parquet, never loading the columns in `skip` (personal data)."""
+    """Read CSV or Parquet, never loading the columns in `skip` (personal data).
+
+    Links are resolved before the file type is checked: `apps.csv` linking to a system
+    file is refused for what it points at, not accepted for its name.
+    """
     if not path.is_file():
         raise DataError(
             f"{path}: no such data file; check data.source (relative paths resolve against the config's folder)"
+        )
+    target = path.resolve()
+    if target.suffix.lower() != path.suffix.lower() or target.suffix.lower() not in {
+        ".csv",
+        ".parquet",
+    }:
+        raise DataError(
+            f"{path}: a link to a file that is not a .csv or .parquet table; point data.source "
+            f"at the table itself"
         )
     suffix = path.suffix.lower()
     skipped = set(skip)

@@ -8,6 +8,7 @@ what they are given. YAML is read safely, as data; the schema itself is `schema.
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -56,7 +57,8 @@ def validate_config(raw: Mapping[str, Any], path: Path) -> JobConfig:
         raise ConfigError(_describe(err, path, raw)) from None
     source = config.data.source
     if not source.is_absolute():
-        source = (path.parent / source).resolve()
+        # Absolute, links kept: the data reader resolves them and checks what they point at.
+        source = Path(os.path.abspath(path.parent / source))
         config = config.model_copy(
             update={"data": config.data.model_copy(update={"source": source})}
         )
@@ -140,13 +142,30 @@ def _list_index(items: list[Any], part: str, prefix: str, parent: str) -> int:
     return int(part)
 
 
-class _ConfigLoader(yaml.SafeLoader):
-    """`yaml.SafeLoader` with YAML 1.2 booleans: only true/false, never yes/no/on/off.
+class _AliasRefused(yaml.MarkedYAMLError):
+    """An alias in a config: refused whole, before anything is expanded."""
 
-    Under YAML 1.1 `positive_label: yes` arrives as True and no target value matches
-    it; read as the text the user wrote, it matches a target of "yes"/"no". Keys typed
-    bool by the schema still accept yes/no, through pydantic.
+
+class _ConfigLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` with YAML 1.2 booleans and no aliases.
+
+    Booleans: only true/false, never yes/no/on/off. Under YAML 1.1 `positive_label: yes`
+    arrives as True and no target value matches it; read as the text the user wrote, it
+    matches a target of "yes"/"no". Keys typed bool by the schema still accept yes/no,
+    through pydantic.
+
+    Aliases (`*name`) are refused: a few lines of nested aliases expand to gigabytes
+    (the "billion laughs"), and a job file has no need of them.
     """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _AliasRefused(
+                problem="YAML aliases (*name) are not allowed in a config; write the value out",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
 
 
 _BOOL = "tag:yaml.org,2002:bool"
@@ -243,6 +262,8 @@ def _yaml_message(path: Path, err: yaml.YAMLError) -> str:
             f"{where}: YAML tag {_yaml_tag(err)} is not allowed; configs are plain data "
             f"(safe loading only)"
         )
+    if isinstance(err, _AliasRefused):
+        return f"{where}: {err.problem}"
     return f"{where}: malformed YAML: {_yaml_problem(err)}; fix the syntax at that line and column"
 
 

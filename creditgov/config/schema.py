@@ -60,6 +60,13 @@ Fraction = Annotated[float, Field(gt=0.0, lt=1.0)]
 #: A real number: NaN and ±inf pass every `<` test of a bound, so they are refused here.
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: Bounds for numbers a typo can make absurd (`n_trials: 1e9`, `seed: 1e30`): a value past
+#: them would fail, overflow or run for days after the run started, so the config refuses it.
+MAX_TRIALS = 100_000
+MAX_SECONDS = 7 * 24 * 3600.0
+MAX_SEED = 2**31 - 1  # LightGBM and numpy both take a 32-bit signed seed
+MAX_ROWS = 10_000_000
+Magnitude = Annotated[float, Field(ge=-1e9, le=1e9, allow_inf_nan=False)]
 Label = int | str | bool
 
 
@@ -137,8 +144,8 @@ class ModelConfig(_Strict):
 
 class SearchParam(_Strict):
     type: Literal["int", "float", "categorical"]
-    low: Finite | None = None
-    high: Finite | None = None
+    low: Magnitude | None = None
+    high: Magnitude | None = None
     log: bool = False
     choices: list[Any] | None = None
 
@@ -168,8 +175,8 @@ def _default_search_space() -> dict[str, SearchParam]:
 
 
 class TuningConfig(_Strict):
-    n_trials: Annotated[int, Field(ge=0)] = 20
-    timeout_s: Annotated[float, Field(gt=0)] | None = None
+    n_trials: Annotated[int, Field(ge=0, le=MAX_TRIALS)] = 20
+    timeout_s: Annotated[float, Field(gt=0, le=MAX_SECONDS)] | None = None
     metric: str = "auc"
     pruner: Literal["none", "median"] = "median"
     storage: str | None = None
@@ -187,16 +194,16 @@ class TuningConfig(_Strict):
 
 
 class ScoreConfig(_Strict):
-    base_score: Finite = 600.0
-    base_odds: Positive = 50.0
-    pdo: Positive = 20.0
+    base_score: Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)] = 600.0
+    base_odds: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 50.0
+    pdo: Annotated[float, Field(gt=0, le=1e4, allow_inf_nan=False)] = 20.0
 
 
 class DecisionConfig(_Strict):
     threshold: Fraction | None = None
     approval_rate: Fraction | None = None
-    cost_false_negative: Positive | None = None
-    cost_false_positive: Positive | None = None
+    cost_false_negative: Annotated[float, Field(gt=0, le=1e12, allow_inf_nan=False)] | None = None
+    cost_false_positive: Annotated[float, Field(gt=0, le=1e12, allow_inf_nan=False)] | None = None
 
     @model_validator(mode="after")
     def _exactly_one_rule(self) -> DecisionConfig:
@@ -233,8 +240,10 @@ class DecisionConfig(_Strict):
 
 
 class FairnessConfig(_Strict):
-    bins: dict[str, list[float]] = Field(default_factory=lambda: {"age": [25.0, 35.0, 50.0, 65.0]})
-    min_group_size: Annotated[int, Field(ge=1)] = 30
+    bins: dict[str, list[Magnitude]] = Field(
+        default_factory=lambda: {"age": [25.0, 35.0, 50.0, 65.0]}
+    )
+    min_group_size: Annotated[int, Field(ge=1, le=MAX_ROWS)] = 30
 
 
 class DriftConfig(_Strict):
@@ -242,7 +251,7 @@ class DriftConfig(_Strict):
 
 
 class EvaluationConfig(_Strict):
-    shap_sample: Annotated[int, Field(ge=10)] = 5000
+    shap_sample: Annotated[int, Field(ge=10, le=MAX_ROWS)] = 5000
     reason_codes: Annotated[int, Field(ge=1, le=10)] = 4
     reason_texts: dict[str, str] = Field(default_factory=dict)
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
@@ -252,8 +261,8 @@ class EvaluationConfig(_Strict):
 class GateConfig(_Strict):
     metric: str
     split: Literal["train", "valid", "test"] = "test"
-    min: Finite | None = None
-    max: Finite | None = None
+    min: Magnitude | None = None
+    max: Magnitude | None = None
 
     @field_validator("metric")
     @classmethod
@@ -288,7 +297,7 @@ class TrackingConfig(_Strict):
 class JobConfig(_Strict):
     name: Annotated[str, Field(min_length=1)]
     task: Literal["credit_scoring", "fraud_detection"] = "credit_scoring"
-    seed: int = 42
+    seed: Annotated[int, Field(ge=0, le=MAX_SEED)] = 42
     data: DataConfig
     split: SplitConfig = Field(default_factory=SplitConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)

@@ -166,6 +166,62 @@ CASES: dict[str, Case] = {
             "(Check failed: (num_leaves) > (1))",
         ),
     ),
+    # configs that would reach outside the job (files, sockets, memory)
+    "lightgbm-param-reads-a-file": Case(
+        updates={"model": {"params": {"forcedsplits_filename": "/etc/passwd"}}},
+        pieces=(
+            "model.params.forcedsplits_filename: not a LightGBM parameter a job may set",
+            "remove it",
+        ),
+    ),
+    "lightgbm-param-loads-a-model": Case(
+        updates={"model": {"params": {"input_model": "/etc/hostname"}}},
+        pieces=("model.params.input_model: not a LightGBM parameter a job may set",),
+    ),
+    "lightgbm-param-opens-a-socket": Case(
+        updates={"model": {"params": {"machines": "0.0.0.0:12400", "num_machines": 2}}},
+        pieces=("model.params.machines: not a LightGBM parameter a job may set",),
+        subprocess=True,
+    ),
+    "lightgbm-param-writes-a-file": Case(
+        updates={"model": {"params": {"output_model": "/tmp/x.txt", "save_binary": True}}},
+        pieces=("model.params.output_model: not a LightGBM parameter a job may set",),
+    ),
+    "lightgbm-param-in-the-search-space": Case(
+        updates={
+            "tuning": {
+                "n_trials": 2,
+                "search_space": {
+                    "machine_list_filename": {"type": "categorical", "choices": ["/etc/hosts"]}
+                },
+            }
+        },
+        pieces=(f"{SPACE}.machine_list_filename.choices: not a LightGBM parameter",),
+    ),
+    "rounds-overflow": Case(
+        updates={"model": {"params": {"num_boost_round": float("inf")}}},
+        pieces=("model.params.num_boost_round: must be a finite number",),
+    ),
+    "rounds-too-many": Case(
+        updates={"model": {"params": {"num_boost_round": 10**9}}},
+        pieces=("model.params.num_boost_round: must be between 1 and 100,000",),
+    ),
+    "n-trials-absurd": Case(
+        updates={"tuning": {"n_trials": 10**9}},
+        pieces=("tuning.n_trials: Input should be less than or equal to 100000",),
+    ),
+    "seed-absurd": Case(
+        updates={"seed": 10**30},
+        pieces=("seed: Input should be less than or equal to 2147483647",),
+    ),
+    "yaml-alias-bomb": Case(
+        text=(
+            "name: job\nmodel:\n  params:\n    a: &a [x, x, x, x, x, x, x, x, x]\n"
+            "    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+            "    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+        ),
+        pieces=("job.yaml:5:12: YAML aliases (*name) are not allowed in a config",),
+    ),
     "protected-listed-as-feature": Case(
         updates={"data": {"features": ["annual_income", "sex"]}},
         pieces=("features lists protected column(s) ['sex']", "remove them from data.features"),

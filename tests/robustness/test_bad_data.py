@@ -261,6 +261,9 @@ CASES: dict[str, Case] = {
     "missing-data-file": Case(
         pieces=("no such data file; check data.source",),
     ),
+    "link-to-a-system-file": Case(
+        pieces=("a link to a file that is not a .csv or .parquet table", "point data.source"),
+    ),
 }
 #: Bytes that replace the data file after the fixture wrote it.
 RAW: dict[str, Callable[[pd.DataFrame], bytes]] = {"non-utf8-text": latin1_csv}
@@ -279,6 +282,9 @@ def test_bad_data(
         data.write_bytes(case.raw)
     elif name == "missing-data-file":
         data.unlink()
+    elif name == "link-to-a-system-file":  # named like a table, pointing at /etc/passwd
+        data.unlink()
+        data.symlink_to("/etc/passwd")
     run = creditgov if case.subprocess else creditgov_in_process
 
     result = run("train", config.name, cwd=tmp_path)

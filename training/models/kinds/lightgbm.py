@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from training.split import Splits
 
 __all__ = [
+    "ALLOWED_PARAMS",
     "BASE_PARAMS",
     "KIND",
     "LightGBMFit",
@@ -48,6 +49,7 @@ __all__ = [
     "fit_lightgbm",
     "lightgbm_params",
     "pruning_callback",
+    "refuse_unlisted",
     "training_rounds",
 ]
 
@@ -69,6 +71,71 @@ BASE_PARAMS: Mapping[str, Any] = {
 ROUND_KEYS = ("num_boost_round", "n_estimators", "early_stopping_rounds")
 DEFAULT_ROUNDS = 2000
 DEFAULT_EARLY_STOPPING = 50
+#: More rounds than this would not end in a working day; a typo like 1e9 is refused.
+MAX_ROUNDS = 100_000
+
+#: The LightGBM parameters (and their aliases) a job may set: how it learns and
+#: regularises, bins and samples. Everything else is refused before LightGBM sees it:
+#: LightGBM also reads and writes files (`input_model`, `forcedsplits_filename`,
+#: `output_model`, `save_binary`, `convert_model`, `machine_list_filename`), opens
+#: sockets (`machines`, `num_machines`, `local_listen_port`) and picks devices, and a
+#: config must reach none of that.
+ALLOWED_PARAMS = frozenset(
+    {
+        # the boosting loop (creditgov's own keys) and the objective
+        *ROUND_KEYS, "objective", "boosting", "boosting_type", "metric", "seed",
+        "num_threads", "n_jobs", "deterministic", "force_row_wise", "force_col_wise",
+        "verbosity", "verbose", "boost_from_average", "is_unbalance", "scale_pos_weight",
+        "sigmoid",
+        # tree shape and learning
+        "learning_rate", "eta", "shrinkage_rate", "num_leaves", "num_leaf", "max_leaves",
+        "max_depth", "min_data_in_leaf", "min_child_samples", "min_data",
+        "min_sum_hessian_in_leaf", "min_child_weight", "min_gain_to_split",
+        "min_split_gain", "max_delta_step", "path_smooth", "extra_trees", "linear_tree",
+        "interaction_constraints", "monotone_constraints_method", "monotone_penalty",
+        # regularisation
+        "lambda_l1", "reg_alpha", "l1_regularization", "lambda_l2", "reg_lambda",
+        "l2_regularization", "linear_lambda",
+        # sampling
+        "bagging_fraction", "subsample", "bagging_freq", "subsample_freq",
+        "pos_bagging_fraction", "neg_bagging_fraction", "bagging_seed",
+        "feature_fraction", "colsample_bytree", "feature_fraction_bynode",
+        "colsample_bynode", "feature_fraction_seed", "data_sample_strategy",
+        "top_rate", "other_rate",
+        # dart
+        "drop_rate", "max_drop", "skip_drop", "xgboost_dart_mode", "uniform_drop",
+        "drop_seed",
+        # binning and categorical splits
+        "max_bin", "min_data_in_bin", "bin_construct_sample_cnt", "feature_pre_filter",
+        "max_cat_threshold", "cat_l2", "cat_smooth", "max_cat_to_onehot",
+        "min_data_per_group", "use_missing", "zero_as_missing",
+    }
+)  # fmt: skip
+#: The largest magnitude any numeric parameter may have: past it LightGBM overflows.
+MAX_PARAM_MAGNITUDE = 1e12
+
+
+def refuse_unlisted(user: Mapping[str, Any], key: str) -> None:
+    """Raise `ParamsRefused` for a parameter outside `ALLOWED_PARAMS` or a number out of range."""
+    import math
+
+    for name, value in user.items():
+        where = f"{key}.{name}" if key == "model.params" else key
+        if name not in ALLOWED_PARAMS:
+            raise ParamsRefused(
+                where,
+                "not a LightGBM parameter a job may set (LightGBM would read or write files, "
+                "open sockets or change devices with some); remove it: learning and "
+                "regularisation parameters such as learning_rate, num_leaves, lambda_l2 are allowed",
+            )
+        numbers = value if isinstance(value, list) else [value]
+        for number in numbers:
+            if isinstance(number, bool) or not isinstance(number, int | float):
+                continue
+            if not math.isfinite(number) or abs(number) > MAX_PARAM_MAGNITUDE:
+                raise ParamsRefused(
+                    where, f"must be a finite number of magnitude at most {MAX_PARAM_MAGNITUDE:g}"
+                )
 
 
 @dataclass(frozen=True)
@@ -94,7 +161,11 @@ def lightgbm_params(
     monotone: Mapping[str, int],
     seed: int,
 ) -> dict[str, Any]:
-    """BASE_PARAMS, then the user's params, then what must hold (seed, constraints)."""
+    """BASE_PARAMS, then the user's params, then what must hold (seed, constraints).
+
+    Every path to LightGBM comes through here, so the allow-list is enforced here too.
+    """
+    refuse_unlisted(user, "model.params")
     params = {**BASE_PARAMS, **{k: v for k, v in user.items() if k not in ROUND_KEYS}}
     params["seed"] = seed
     if monotone:
@@ -105,8 +176,16 @@ def lightgbm_params(
 
 def training_rounds(user: Mapping[str, Any]) -> tuple[int, int]:
     """(maximum rounds, early-stopping patience) from `model.params`; patience 0 is off."""
+    refuse_unlisted(user, "model.params")
     rounds = int(user.get("num_boost_round", user.get("n_estimators", DEFAULT_ROUNDS)))
     patience = int(user.get("early_stopping_rounds", DEFAULT_EARLY_STOPPING))
+    if not 1 <= rounds <= MAX_ROUNDS:
+        key = "num_boost_round" if "num_boost_round" in user else "n_estimators"
+        raise ParamsRefused(f"model.params.{key}", f"must be between 1 and {MAX_ROUNDS:,}")
+    if not 0 <= patience <= MAX_ROUNDS:
+        raise ParamsRefused(
+            "model.params.early_stopping_rounds", f"must be between 0 (off) and {MAX_ROUNDS:,}"
+        )
     return rounds, patience
 
 
@@ -322,6 +401,8 @@ class LightGBMKind:
         x, y = encode(sample, specs), train.target[rows]
         names, cats = dataset_columns(specs)
         for key, user in param_sets:
+            refuse_unlisted(user, key)  # before LightGBM sees any of it
+            training_rounds(user)
             params = lightgbm_params(user, specs=specs, monotone=monotone, seed=seed)
             # A new Dataset each time: binning parameters (max_bin) are fixed when it is built.
             data = lgb.Dataset(x, label=y, feature_name=names, categorical_feature=cats)
