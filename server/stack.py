@@ -237,6 +237,7 @@ def up(stack: Stack, *, workers: int = 2, timeout_s: float = 90.0) -> str:
     env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = _secret_key(stack)
     stack.public_key()  # the signing key exists before the server reads it
     env["CREDITGOV_SERVER_SIGNING_KEY"] = str(stack.signing_key.resolve())
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no calls home from the team server
     log = (stack.state / "server.log").open("ab")
     process = subprocess.Popen(
         server_command(stack, workers=workers),

@@ -141,6 +141,10 @@ def main() -> None:
     """Console-script entry point: each error class to its exit code, anything else to 1."""
     # Our own progress display is enough; MLflow's per-download bars only add noise.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow 3 sends usage telemetry to a public endpoint (a DNS lookup and an HTTPS call
+    # from every job); a lender's training host must not talk to the internet unasked.
+    # Set MLFLOW_DISABLE_TELEMETRY=false to opt in.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         app()
     except SystemExit:
