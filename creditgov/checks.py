@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,6 +179,7 @@ def check_drift(
 
         raise DataError(f"{data}: the batch has no rows; pass a file with data rows")
     numeric = [f.name for f in spec.features if f.kind != "categorical"]
+    _refuse_text(frame, numeric, data)
     features = numeric_batch(frame[list(spec.feature_names)], numeric, str(data))
     limit = threshold if threshold is not None else explain_settings(config).drift_threshold
     result = compare(
@@ -187,11 +188,45 @@ def check_drift(
         scores=spec.probability(features),
         threshold=limit,
     )
+    # Unseen levels by name only for the categoricals the config declared (their levels
+    # are codes); a text column taken as categorical gets a count: its "levels" are
+    # whatever was typed into it, a customer's name among them.
+    declared = set(config.data.categorical or ())
+    named = frozenset(
+        f.name for f in spec.features if f.kind == "categorical" and f.name in declared
+    )
+    result = replace(result, named_levels=named)
     reports: dict[str, str] = {}
     if report_dir is not None:
         path = write_drift_report(result, report_dir, _context(bundle, data))
         reports = {"html": str(path)}
     return DriftCheck(bundle.name, bundle.version, result, reports)
+
+
+def _refuse_text(frame: Any, numeric: list[str], data: Path) -> None:
+    """Text where the model was trained on numbers: the column and first data row, no value.
+
+    Cells that hold text are what someone typed, so the message never quotes one.
+    """
+    import pandas as pd
+
+    from training.data import DataError
+
+    for name in numeric:
+        column = frame[name]
+        if (
+            pd.api.types.is_numeric_dtype(column)
+            or pd.api.types.is_bool_dtype(column)
+            or pd.api.types.is_datetime64_any_dtype(column)  # refused by numeric_batch
+        ):
+            continue
+        given = column.astype("object")
+        bad = pd.to_numeric(given, errors="coerce").isna().to_numpy() & given.notna().to_numpy()
+        if bad.any():
+            row = int(bad.argmax()) + 1
+            raise DataError(
+                f"{data}: column {name!r}, row {row}: not a number; fix or blank those cells"
+            )
 
 
 def fetch_reports(name: str, version: str, out: Path) -> list[Path]:

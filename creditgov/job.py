@@ -195,7 +195,7 @@ def run(
                 stages.scan_for_pii(client, run_id, config, version)
         except BaseException as err:
             if version is not None:
-                client.delete_model_version(name, version)
+                stages.withdraw_version(client, lineage, name, version, err)
             interrupt = stages.interrupt_behind(err)
             mlflow.end_run(status="FAILED" if interrupt is None else "KILLED")
             if interrupt is not None and interrupt is not err:

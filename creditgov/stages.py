@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
     from evaluation.evidence import Evidence, ExplainSettings
-    from registry.pii_scan import PiiScan
+    from registry.pii_scan import PiiPurge, PiiScan
     from training.models.base import ModelInputs
     from training.models.spec import Fitted, ModelSpec
     from training.tuning import TrialHook, TuneResult
@@ -52,10 +52,12 @@ __all__ = [
     "open_job_study",
     "param_sets",
     "prepare",
+    "purge_leaked_run",
     "record_validation",
     "register_model",
     "scan_for_pii",
     "tune_splits",
+    "withdraw_version",
     "write_reports",
 ]
 
@@ -82,6 +84,7 @@ def prepare(config: JobConfig) -> Splits:
         pii=data.pii,
         group_column=config.split.group_column,
         monotone=list(config.model.monotone),
+        identifier_like=data.identifier_like,
     )
     splits = split_dataset(
         dataset,
@@ -400,6 +403,20 @@ def check_trainer(client: MlflowClient, lineage: Lineage, name: str) -> None:
     governance_for(client, mlflow.get_registry_uri(), lineage.trainer).check_trainer(name)
 
 
+def withdraw_version(
+    client: MlflowClient, lineage: Lineage, name: str, version: str, err: BaseException
+) -> None:
+    """Take back the version of a job that failed after registering it (see `Governance.withdraw`)."""
+    import mlflow
+
+    from registry.governance.actions import governance_for
+
+    reason = f"withdrawn: the training job failed after registering it ({type(err).__name__})"
+    governance_for(client, mlflow.get_registry_uri(), lineage.trainer).withdraw(
+        name, version, reason=reason
+    )
+
+
 def record_validation(
     client: MlflowClient,
     config: JobConfig,
@@ -433,21 +450,43 @@ def record_validation(
 def scan_for_pii(
     client: MlflowClient, run_id: str, config: JobConfig, version: str
 ) -> PiiScan | None:
-    """Last, so it reads everything the run logged; a hit raises `PiiLeak` (the run fails)."""
+    """Last, so it reads everything the run logged; a hit purges the run and raises `PiiLeak`.
+
+    A PII value equal to a level of a categorical feature is a collision, not a leak: one
+    `PiiCollisionWarning` per (PII column, feature), and the run goes on.
+    """
     if not config.data.pii:
         return None
     import mlflow
 
-    from registry.pii_scan import PiiLeak, scan_run
+    from registry.pii_scan import PiiCollisionWarning, PiiLeak, scan_run
 
     scan = scan_run(
         client, run_id, source=config.data.source, pii=config.data.pii,
         model_name=config.registry.model_name, version=version,
     )  # fmt: skip
+    for collision in scan.collisions:
+        warnings.warn(collision.describe(), PiiCollisionWarning, stacklevel=2)
     mlflow.set_tag("creditgov.pii_scan", f"{scan.describe()} ({scan.seconds:.1f} s)")
     if not scan.clean:
-        raise PiiLeak(scan)
+        raise PiiLeak(scan, purge_leaked_run(client, scan))
     return scan
+
+
+def purge_leaked_run(client: MlflowClient, scan: PiiScan) -> PiiPurge:
+    """End the job's run FAILED, then purge what the scan read (`registry.pii_scan.purge_run`).
+
+    Ended here because a purged run can no longer be ended: the job's own failure
+    handling then finds no active run to end, and deletes the model version as always.
+    """
+    import mlflow
+
+    from registry.pii_scan import purge_run
+
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == scan.run_id:
+        mlflow.end_run(status="FAILED")
+    return purge_run(client, scan)
 
 
 def interrupt_behind(err: BaseException) -> BaseException | None:

@@ -7,6 +7,9 @@ they are large). So :func:`build_reference` summarises the training split once i
 the share of rows per bin and 101 percentiles; per categorical feature the share of every
 level; the missing share of each; the same for the model's score -- and that JSON is stored
 with the model. Its size depends on ``bins`` and the number of levels, never on the rows.
+No number in it is a column's exact smallest or largest value, which is usually one
+applicant's: the 0th and 100th percentiles are stored rounded outward, past the data,
+unless at least a percent of the rows share that value (:func:`_outside_the_ends`).
 
 :func:`compare` then measures any batch (valid / test inside the job, a new month of
 applications in ``creditgov drift``; no labels needed) against that profile:
@@ -25,7 +28,9 @@ applications in ``creditgov drift``; no labels needed) against that profile:
   default; edges deduplicated, so a feature with many ties gets fewer bins), right-closed:
   bin ``i`` holds ``edges[i-1] < x <= edges[i]``. Categorical features use one bin per
   reference level plus one "unseen" bin for levels the reference never had (reference share 0,
-  counted per level in ``new_levels``). Both kinds add a bin for missing values, so a rise in
+  counted per level in ``new_levels``; ``to_json`` names them only for the features in
+  ``named_levels``, and gives the others a count of levels, since a text column's "level"
+  may be a name someone typed). Both kinds add a bin for missing values, so a rise in
   missingness is drift like any other; a batch column that is entirely missing is allowed and
   shows as a very large PSI.
 * **Empty bins.** A share of 0 makes ``ln(a / e)`` infinite, so both share vectors are floored
@@ -231,14 +236,24 @@ class DriftResult:
     threshold: float
     drifted: tuple[str, ...]  # psi > threshold, largest psi first
     n_rows: int
+    #: features whose unseen levels `to_json` lists by name (declared categoricals, whose
+    #: levels are codes); any other gets the number of its unseen levels, never the texts
+    named_levels: frozenset[str] = frozenset()
 
     def to_json(self) -> dict[str, Any]:
-        """The ``creditgov drift --json`` shape (CLI.md); NaN is written as null."""
+        """The ``creditgov drift --json`` shape (CLI.md); NaN is written as null.
+
+        ``new_levels`` maps a feature to ``{level: rows}`` when it is in ``named_levels``,
+        else to how many distinct unseen levels it had: a free-text column's new "levels"
+        are whatever people typed (names, phone numbers), and must not be copied out.
+        """
         return {
             "psi": {k: _json_float(v) for k, v in self.psi.items()},
             "ks": {k: _json_float(v) for k, v in self.ks.items()},
             "score_psi": None if self.score_psi is None else _json_float(self.score_psi),
-            "new_levels": {k: dict(v) for k, v in self.new_levels.items()},
+            "new_levels": {
+                k: dict(v) if k in self.named_levels else len(v) for k, v in self.new_levels.items()
+            },
             "missing": {k: [ref, new] for k, (ref, new) in self.missing.items()},
             "psi_max": _json_float(self.psi_max),
             "threshold": self.threshold,
@@ -587,7 +602,7 @@ def _numeric_profile(name: str, values: _Floats, bins: int) -> FeatureProfile:
         at = np.quantile(known, probs)
         # Interpolation can wobble in the last bit; the CDF reading needs them monotone.
         at = np.maximum.accumulate(at)
-        quantiles = at[np.searchsorted(probs, percent)]
+        quantiles = _outside_the_ends(at[np.searchsorted(probs, percent)])
         edges = np.unique(at[np.searchsorted(probs, cuts)])
     else:
         quantiles = edges = np.empty(0)
@@ -603,6 +618,52 @@ def _numeric_profile(name: str, values: _Floats, bins: int) -> FeatureProfile:
         missing_share=n_missing / values.size,
         quantiles=tuple(quantiles.tolist()),
     )
+
+
+def _outside_the_ends(quantiles: _Floats) -> _Floats:
+    """The 0th and 100th percentiles moved just outside the reference's values.
+
+    They are the smallest and largest value, each usually one applicant's (the top income,
+    a phone number kept as a feature), and a profile travels with the model. Each end is
+    rounded outward to a power of ten between a hundredth and a tenth of the 1st-99th
+    percentile range (one step further when it lies on that grid), so it is never a value
+    a row holds and tells that value only to a step of the spread. KS reads the
+    ends as "the reference CDF is 0 here" and "1 here", which stays true; PSI does not
+    use them. An end equal to its neighbour (the 1st or 99th percentile) is a value at
+    least a percent of the rows share, a mass point such as 0 delinquencies, and stays:
+    it is nobody's own, and KS needs it to see a batch below it. The percentiles between
+    are left exact for the same reason.
+    """
+    q = quantiles.copy()
+    if q.size < 3:
+        return q
+    low, high = float(q[0]), float(q[-1])
+    spread = float(q[-2] - q[1])
+    if not spread > 0:
+        spread = high - low if high > low else max(abs(low), abs(high), 1.0)
+    step = 10.0 ** math.floor(math.log10(spread / 10))
+    if low < q[1]:
+        q[0] = _rounded_past(low, step, -1)
+    if high > q[-2]:
+        q[-1] = _rounded_past(high, step, +1)
+    return q
+
+
+def _rounded_past(value: float, step: float, direction: int) -> float:
+    """`value` rounded away from the data (down for -1, up for +1) to a multiple of `step`,
+    strictly past it; the step grows where floating point cannot tell it from `value`."""
+    step = max(step, 10.0 ** (math.floor(math.log10(abs(value))) - 12) if value else step)
+    while math.isfinite(step):
+        digits = -math.floor(math.log10(step))
+        ratio = value / step
+        grid = math.floor(ratio) if direction < 0 else math.ceil(ratio)
+        out = round(grid * step, digits)
+        if (out >= value) if direction < 0 else (out <= value):
+            out = round((grid + direction) * step, digits)
+        if math.isfinite(out) and ((out < value) if direction < 0 else (out > value)):
+            return out
+        step *= 10.0
+    return value  # beyond the largest float: nothing to round to
 
 
 def _categorical_profile(name: str, column: pd.Series) -> FeatureProfile:

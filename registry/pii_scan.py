@@ -22,14 +22,35 @@ are counted in `too_short`: fewer than `MIN_CHARS` letters and digits, or, when 
 value is all digits, fewer than `MIN_DIGITS` (a six-digit number is also a count, a
 seed or a threshold; a phone number or an account number is longer).
 
+Numbers are also searched by their digits alone, since a file that re-encodes a value as a
+number keeps nothing else of it: every non-digit stripped ("+44 7779 090102" is also
+"447779090102"), the digits after an international prefix written apart ("7779090102",
+the national number as an integer column holds it) and both without leading zeros (an
+integer has none); each form again needs `MIN_DIGITS` digits. In the text, a number in
+exponent notation ("7.779090102e+09", as LightGBM or JSON may write it) is read as the
+whole number it is, and a digit token is also tried without its leading zeros.
+
+A PII value that equals a level of a categorical feature of the run (a name that is also
+a `purpose`) is not searched: the level is in the model's files because it is a level,
+not because that person's record leaked. It is counted in `PiiScan.collisions`, by PII
+column and feature, never shown. A feature whose levels are mostly values of one PII
+column (`COPY_SHARE`) is a copy of it, not a collision, and stays searched.
+
 The search is a set lookup per token window, so its cost grows with the text read, not
 with the number of values: see `PiiScan.seconds`.
+
+`purge_run` removes what a scan with hits read, so the values do not wait for `mlflow gc`:
+the artifact files of the run, its trials and its logged models, their rows in the
+tracking store (params and tags are immutable: the whole run goes, as `mlflow gc` would do
+it) and the version tags that hold a hit.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import re
+import sqlite3
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -47,12 +68,17 @@ from mlflow.tracking import MlflowClient
 from creditgov.errors import CreditgovError
 
 __all__ = [
+    "COPY_SHARE",
     "MIN_CHARS",
     "MIN_DIGITS",
+    "PiiCollision",
+    "PiiCollisionWarning",
     "PiiHit",
     "PiiIndex",
     "PiiLeak",
+    "PiiPurge",
     "PiiScan",
+    "purge_run",
     "read_pii_values",
     "readable_text",
     "scan_run",
@@ -60,23 +86,60 @@ __all__ = [
 
 #: A value needs this many letters and digits to be searched (see the module docstring).
 MIN_CHARS = 6
-#: An all-digit value needs this many digits.
+#: An all-digit value (or a value's digit-only form) needs this many digits.
 MIN_DIGITS = 8
+#: A feature with at least `MIN_COPY_LEVELS` levels, more than this share of them values
+#: of one PII column, is that column under another name: its values stay searched.
+COPY_SHARE = 0.5
+MIN_COPY_LEVELS = 3
 #: Image files are not text; their bytes are compressed pixels, not strings.
 IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
 
 _TOKEN = re.compile(r"[^\W_]+")
 _JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+#: A number in exponent notation, not part of a longer token: 7.779090102e+09, 1E10.
+_EXPONENT = re.compile(r"(?<![\w.])(\d+)(?:\.(\d*))?[eE]([-+]?\d{1,3})(?![\w.])")
+#: Sub-forms of one value, in the order a loop over its forms meets them (`PiiIndex`).
+_FORMS = range(6)
+_KEY, _JOINED, _DIGITS, _DIGITS_NZ, _NATIONAL, _NATIONAL_NZ = _FORMS
 
 
 @dataclass(frozen=True)
 class PiiHit:
-    """Values of `column` were found in `place` (`count` distinct values)."""
+    """Values of `column` were found in `place` (`count` distinct values).
+
+    `owner` says what holds the place, for `purge_run`: ("run", run id), ("logged_model",
+    model id), ("version", "description"), ("version_tag", key), ("registered_model",
+    "description") or ("registered_model_tag", key).
+    """
 
     place: str
     column: str
     count: int
+    owner: tuple[str, str] = ("", "")
+
+
+@dataclass(frozen=True)
+class PiiCollision:
+    """`count` distinct values of PII column `column` equal a level of feature `feature`."""
+
+    column: str
+    feature: str
+    count: int
+
+    def describe(self) -> str:
+        """One line naming the column and the feature; never a value."""
+        values = "value equals" if self.count == 1 else "values equal"
+        return (
+            f"data.pii column {self.column!r}: {self.count} {values} a level of feature "
+            f"{self.feature!r}; not searched for, as a level is no leak of a person "
+            f"(a collision)"
+        )
+
+
+class PiiCollisionWarning(UserWarning):
+    """A PII value equals a feature's level (`PiiCollision`); the run is not failed for it."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +153,11 @@ class PiiScan:
     skipped: tuple[str, ...]  # image files, not read
     hits: tuple[PiiHit, ...]
     seconds: float
+    collisions: tuple[PiiCollision, ...] = ()  # values not searched: a feature's levels
+    run_ids: tuple[str, ...] = ()  # the run and its trials, as read
+    model_ids: tuple[str, ...] = ()  # the run's logged models, as read
+    model_name: str | None = None
+    version: str | None = None
 
     @property
     def clean(self) -> bool:
@@ -98,10 +166,15 @@ class PiiScan:
     def describe(self) -> str:
         """One line: where values of which column were found; never a value."""
         if self.clean:
-            return (
+            line = (
                 f"no personal data: {self.values:,} values of {', '.join(self.columns)} "
                 f"searched in {len(self.places)} places"
             )
+            if self.collisions:
+                pairs = ", ".join(f"{c.column!r} with {c.feature!r}" for c in self.collisions)
+                n = sum(c.count for c in self.collisions)
+                line += f"; {n} equal to a feature's level not searched ({pairs})"
+            return line
         by_column: dict[str, list[str]] = {}
         for hit in self.hits:
             by_column.setdefault(hit.column, []).append(hit.place)
@@ -109,17 +182,68 @@ class PiiScan:
         return f"personal data found in run {self.run_id}: values of " + "; ".join(parts)
 
 
+@dataclass(frozen=True)
+class PiiPurge:
+    """What `purge_run` removed: counts, never a value."""
+
+    runs: int  # the job's run and its trials
+    params: int
+    tags: int
+    files: int  # artifact files of the runs and the logged models
+    logged_models: int
+    version_tags: int
+    hard: bool  # the runs' rows are gone; False: only marked deleted (`mlflow gc` removes them)
+    run_ids: tuple[str, ...] = ()
+    left: tuple[str, ...] = ()  # places with a hit the purge could not remove, or failed on
+
+    def describe(self) -> str:
+        """One line of counts: "purged 15 artifact files, 1 logged model and 1 run with its
+        87 params and 14 tags"."""
+
+        def n(count: int, noun: str) -> str:
+            return f"{count} {noun}{'' if count == 1 else 's'}"
+
+        parts = [n(self.files, "artifact file")]
+        if self.logged_models:
+            parts.append(n(self.logged_models, "logged model"))
+        if self.version_tags:
+            parts.append(n(self.version_tags, "version tag"))
+        its = "its" if self.runs == 1 else "their"
+        rows = f"{its} {n(self.params, 'param')} and {n(self.tags, 'tag')}"
+        if self.hard:
+            line = f"purged {', '.join(parts)} and {n(self.runs, 'run')} with {rows}"
+        else:
+            line = (
+                f"purged {', '.join(parts)} and marked {n(self.runs, 'run')} deleted ({rows} "
+                f"stay until `mlflow gc --run-ids {','.join(self.run_ids)}` runs against the "
+                f"tracking database)"
+            )
+        if self.left:
+            line += f"; not purged: {', '.join(self.left)}"
+        return line
+
+
 class PiiLeak(CreditgovError):
     """A scan found personal data; the message names the places, never a value."""
 
-    def __init__(self, scan: PiiScan) -> None:
+    def __init__(self, scan: PiiScan, purge: PiiPurge | None = None) -> None:
         self.scan = scan
-        super().__init__(
-            f"{scan.describe()}. The run was marked FAILED and its model version deleted. "
-            f"Find the column or setting that copies the personal data (a renamed copy of a "
-            f"data.pii column belongs in data.pii or data.exclude), then delete run "
-            f"{scan.run_id} and run `mlflow gc` so the copies are purged."
+        self.purge = purge
+        fix = (
+            "Find the column or setting that copies the personal data (a renamed copy of a "
+            "data.pii column belongs in data.pii or data.exclude)"
         )
+        if purge is None:
+            super().__init__(
+                f"{scan.describe()}. The run was marked FAILED and its model version deleted. "
+                f"{fix}, then delete run {scan.run_id} and run `mlflow gc` so the copies are "
+                f"purged."
+            )
+        else:
+            super().__init__(
+                f"{scan.describe()}. The run was marked FAILED and its model version deleted; "
+                f"{purge.describe()}. {fix} and train again."
+            )
 
 
 # ----------------------------------------------------------------------------- values
@@ -138,7 +262,14 @@ def _as_text(item: Any) -> str | None:
     return str(item)
 
 
-def _spaced_forms(items: Iterable[Any]) -> pa.LargeStringArray:
+def _texts(items: Iterable[Any]) -> list[str]:
+    listed = list(items)
+    if all(type(t) is str for t in listed):
+        return listed
+    return [t for t in map(_as_text, listed) if t is not None]
+
+
+def _spaced_forms(listed: list[str], array: pa.Array | None = None) -> pa.LargeStringArray:
     """Each value's tokens joined by one space ("" when it has none), in the given order.
 
     ASCII values (nearly all) go through pyarrow's string kernels: lower-cased, every run
@@ -146,10 +277,8 @@ def _spaced_forms(items: Iterable[Any]) -> pa.LargeStringArray:
     finds in ASCII text. Other values take `_tokens` itself, so Unicode letters and digits
     are tokenised as they will be when the text is searched.
     """
-    listed = list(items)
-    if not all(type(t) is str for t in listed):
-        listed = [t for t in map(_as_text, listed) if t is not None]
-    array = pa.array(listed, type=pa.large_string())
+    if array is None:
+        array = pa.array(listed, type=pa.large_string())
     spaced = pc.utf8_trim(
         pc.replace_substring_regex(pc.ascii_lower(array), r"[^a-z0-9]+", " "), " "
     )
@@ -162,8 +291,24 @@ def _spaced_forms(items: Iterable[Any]) -> pa.LargeStringArray:
     return pa.array(texts, type=pa.large_string())
 
 
+def _whole_number(match: re.Match[str]) -> str:
+    """An exponent-notation number as the whole number it is; itself when it is none."""
+    whole, fraction, exponent = match[1], match[2] or "", int(match[3])
+    digits = whole + fraction
+    point = len(whole) + exponent  # digits before the decimal point
+    if point < len(digits.rstrip("0")) or point > 40:
+        return match[0]
+    return (digits + "0" * (point - len(digits)))[:point].lstrip("0") or "0"
+
+
+def _unpadded(tokens: Iterable[str]) -> set[str]:
+    """Digit tokens written with leading zeros, without them (07779090102 -> 7779090102)."""
+    return {t.lstrip("0") for t in tokens if len(t) > 1 and t[0] == "0" and t.isdigit()} - {""}
+
+
 class PiiIndex:
-    """The PII values, each as its tokens joined by one space (and run together).
+    """The PII values, each as its tokens joined by one space (and run together, and as
+    digits alone: see the module docstring).
 
     `find(text)` costs one set intersection per distinct token count (1 for ids, 3 for
     "First M. Last"), whatever the number of values.
@@ -172,27 +317,80 @@ class PiiIndex:
     values, and a Python loop per value took 4 s, a fifth of the job. Where several values
     share a searched form, the first one (in column order, then in value order) names it,
     as a loop over the values would.
+
+    `levels` (feature -> its levels) are the categorical features' levels: a value equal to
+    one is a collision, not searched (`collisions`), unless the feature is a copy of the
+    value's column (`COPY_SHARE`).
     """
 
-    def __init__(self, values: Mapping[str, Iterable[Any]]) -> None:
+    def __init__(
+        self,
+        values: Mapping[str, Iterable[Any]],
+        levels: Mapping[str, Iterable[Any]] | None = None,
+    ) -> None:
         self.columns = list(values)
-        parts = [_spaced_forms(items) for items in values.values()]
+        texts = [_texts(items) for items in values.values()]
+        arrays = [pa.array(listed, type=pa.large_string()) for listed in texts]
+        parts = [_spaced_forms(t, a) for t, a in zip(texts, arrays, strict=True)]
         keys = pa.concat_arrays(parts) if parts else pa.array([], type=pa.large_string())
+        raw = pa.concat_arrays(arrays) if arrays else keys
         column = np.repeat(np.arange(len(parts)), [len(part) for part in parts])
         joined = pc.replace_substring(keys, " ", "")
         length = pc.utf8_length(joined).to_numpy(zero_copy_only=False)
         digits = pc.utf8_is_digit(joined).to_numpy(zero_copy_only=False)
         searchable = np.where(digits, length >= MIN_DIGITS, length >= MIN_CHARS)
         self.too_short = int(pc.count_distinct(keys.filter(pa.array(~searchable))).as_py())
-        kept = np.flatnonzero(searchable)
-        multi = kept[pc.count_substring(keys.take(kept), " ").to_numpy() > 0]
-        # Each value's searched forms in the order a loop over the values meets them: its
-        # spaced form, then (several tokens only) its tokens run together, "+44 7700
-        # 900123" written as "447700900123".
-        order = np.argsort(np.concatenate([2 * kept, 2 * multi + 1]), kind="stable")
-        owner = np.concatenate([kept, multi])[order]  # the value each form belongs to
-        is_key = np.concatenate([np.ones(kept.size, bool), np.zeros(multi.size, bool)])[order]
-        forms = pa.concat_arrays([keys.take(kept), joined.take(multi)]).take(order)
+        collided, self.collisions = self._collisions(keys, column, searchable, levels or {})
+        kept = np.flatnonzero(searchable & ~collided)
+        kept_keys, kept_joined = keys.take(kept), joined.take(kept)
+        spaces = pc.count_substring(kept_keys, " ").to_numpy(zero_copy_only=False)
+        # Each value's searched forms, in the order a loop over the values meets them: its
+        # spaced form; (several tokens only) its tokens run together, "+44 7700 900123"
+        # written as "447700900123"; its digits alone, then without leading zeros; and for
+        # a "+CC ..." value the digits after the country code, then without leading zeros.
+        # A form equal to one before it adds nothing and is left out (the digits of an
+        # all-digit value are its tokens run together); string kernels run on the values
+        # a form can exist for only, since regular expressions cost most of the build.
+        multi = np.flatnonzero(spaces > 0)
+        candidates: list[tuple[int, np.ndarray, pa.Array]] = [
+            (_KEY, np.arange(kept.size), kept_keys),
+            (_JOINED, multi, kept_joined.take(multi)),
+        ]
+        alpha = pc.utf8_is_alpha(kept_joined).to_numpy(zero_copy_only=False)
+        mixed = np.flatnonzero(~digits[kept] & ~alpha)  # letters and digits: "acc 0012345678"
+        mixed_digits = pc.replace_substring_regex(kept_joined.take(mixed), r"[^0-9]+", "")
+        candidates.append((_DIGITS, mixed, mixed_digits))
+        numeric = np.flatnonzero(digits[kept])
+        candidates += self._unpadded_forms(
+            _DIGITS_NZ,
+            np.concatenate([numeric, mixed]),
+            pa.concat_arrays([kept_joined.take(numeric), mixed_digits]),
+        )
+        plus = pc.starts_with(pc.utf8_ltrim_whitespace(raw.take(kept)), "+")
+        maybe = np.flatnonzero(plus.to_numpy(zero_copy_only=False) & (spaces > 0))
+        intl = pc.match_substring_regex(raw.take(kept[maybe]), r"^\s*\+\s*[0-9]")
+        intl_at = maybe[intl.to_numpy(zero_copy_only=False)]
+        national = pc.replace_substring_regex(
+            pc.replace_substring_regex(kept_keys.take(intl_at), r"^[^ ]+ ", ""), r"[^0-9]+", ""
+        )
+        candidates.append((_NATIONAL, intl_at, national))
+        candidates += self._unpadded_forms(_NATIONAL_NZ, intl_at, national)
+        sub_forms: list[pa.Array] = []
+        owners: list[np.ndarray] = []
+        subs: list[np.ndarray] = []
+        for sub, at, forms in candidates:
+            if sub >= _DIGITS:  # a digit form needs MIN_DIGITS digits
+                long = pc.utf8_length(forms).to_numpy(zero_copy_only=False) >= MIN_DIGITS
+                at, forms = at[long], forms.filter(pa.array(long))
+            sub_forms.append(forms)
+            owners.append(kept[at])
+            subs.append(np.full(at.size, sub))
+        sub_of = np.concatenate(subs)
+        owner_of = np.concatenate(owners)
+        order = np.argsort(owner_of * len(_FORMS) + sub_of, kind="stable")
+        owner = owner_of[order]  # the value each form belongs to
+        is_key = (sub_of == _KEY)[order]
+        forms = pa.concat_arrays(sub_forms).take(order)
         # to_numpy, not to_pylist: it makes the Python strings in C++, several times faster.
         # Built from the back, so where values share a form the first one keeps it. One
         # dict serves every token count: a window of n tokens joined by spaces can only
@@ -208,15 +406,55 @@ class PiiIndex:
         n_tokens = pc.count_substring(forms, " ").to_numpy(zero_copy_only=False) + 1
         self.lengths = sorted(int(n) for n in np.unique(n_tokens))
 
+    @staticmethod
+    def _unpadded_forms(
+        sub: int, at: np.ndarray, forms: pa.Array
+    ) -> list[tuple[int, np.ndarray, pa.Array]]:
+        """The forms that start with a zero, without their leading zeros."""
+        padded = pc.starts_with(forms, "0").to_numpy(zero_copy_only=False)
+        stripped = pc.replace_substring_regex(forms.filter(pa.array(padded)), r"^0+", "")
+        return [(sub, at[padded], stripped)]
+
+    def _collisions(
+        self,
+        keys: pa.Array,
+        column: np.ndarray,
+        searchable: np.ndarray,
+        levels: Mapping[str, Iterable[Any]],
+    ) -> tuple[np.ndarray, tuple[PiiCollision, ...]]:
+        """Values equal (as searched) to a level of a feature that is no copy of their column."""
+        collided = np.zeros(len(keys), dtype=bool)
+        found: list[PiiCollision] = []
+        for feature, items in levels.items():
+            level_forms = pc.unique(_spaced_forms(_texts(items)))
+            level_forms = level_forms.filter(pc.not_equal(level_forms, ""))
+            if not len(level_forms):
+                continue
+            is_level = pc.is_in(keys, value_set=level_forms).to_numpy(zero_copy_only=False)
+            is_level &= searchable
+            for c, name in enumerate(self.columns):
+                mask = is_level & (column == c)
+                if not mask.any():
+                    continue
+                n = int(pc.count_distinct(keys.filter(pa.array(mask))).as_py())
+                if n >= MIN_COPY_LEVELS and n > COPY_SHARE * len(level_forms):
+                    continue  # the feature is a copy of the column: its values are a leak
+                collided |= mask
+                found.append(PiiCollision(name, str(feature), n))
+        return collided, tuple(found)
+
     def find(self, text: str) -> dict[str, int]:
         """column -> number of distinct values of it that occur in `text`."""
         if not self._position or not text:
             return {}
+        if "e" in text or "E" in text:
+            text = _EXPONENT.sub(_whole_number, text)
         tokens = _tokens(text)
         found: set[str] = set()
         for n in self.lengths:
             if n == 1:
-                found |= self._position.keys() & set(tokens)
+                single = set(tokens)
+                found |= self._position.keys() & (single | _unpadded(single))
             elif len(tokens) >= n:
                 windows = {" ".join(w) for w in zip(*(tokens[i:] for i in range(n)), strict=False)}
                 found |= self._position.keys() & windows
@@ -230,10 +468,40 @@ class PiiIndex:
 
 def read_pii_values(source: Path, columns: Sequence[str]) -> dict[str, list[Any]]:
     """The distinct values of the PII columns; no other column is read."""
+    return _read_values(source, columns, ())[0]
+
+
+def _read_values(
+    source: Path, pii: Sequence[str], features: Sequence[str]
+) -> tuple[dict[str, list[Any]], dict[str, list[str]]]:
+    """The PII columns' distinct values and the `features`' levels (as the job types them:
+    text), in one read of the data file; no other column is read."""
     from training.data import read_table
 
-    frame: pd.DataFrame = read_table(Path(source), columns=list(columns))
-    return {c: frame[c].dropna().unique().tolist() for c in columns if c in frame.columns}
+    wanted = [*pii, *(f for f in features if f not in pii)]
+    frame: pd.DataFrame = read_table(Path(source), columns=wanted)
+    values = {c: frame[c].dropna().unique().tolist() for c in pii if c in frame.columns}
+    levels = {
+        f: [str(v) for v in frame[f].dropna().unique()]
+        for f in features
+        if f in frame.columns and f not in pii
+    }
+    return values, levels
+
+
+def _categorical_inputs(run: Any) -> list[str]:
+    """The categorical features of a job's run: the text columns of its dataset input."""
+    names: list[str] = []
+    inputs = getattr(run, "inputs", None)
+    for item in getattr(inputs, "dataset_inputs", None) or []:
+        try:
+            schema = json.loads(item.dataset.schema or "{}")
+        except (TypeError, ValueError):
+            continue
+        for spec in schema.get("mlflow_colspec", []) if isinstance(schema, dict) else []:
+            if isinstance(spec, dict) and spec.get("type") == "string" and spec.get("name"):
+                names.append(str(spec["name"]))
+    return list(dict.fromkeys(names))
 
 
 # ----------------------------------------------------------------------------- places
@@ -286,22 +554,22 @@ class _Reader:
         self.skipped: list[str] = []
         self.hits: list[PiiHit] = []
 
-    def text(self, place: str, text: str) -> None:
+    def text(self, place: str, text: str, owner: tuple[str, str] = ("", "")) -> None:
         self.places.append(place)
         self.bytes_read += len(text)
         for column, count in self.index.find(text).items():
-            self.hits.append(PiiHit(place, column, count))
+            self.hits.append(PiiHit(place, column, count, owner))
 
-    def folder(self, place: str, folder: Path) -> None:
+    def folder(self, place: str, folder: Path, owner: tuple[str, str]) -> None:
         for path in _files(folder):
             name = f"{place} {path.relative_to(folder).as_posix()}"
             data = path.read_bytes()
             if data.startswith(IMAGE_MAGIC) or path.suffix.lower() in IMAGE_SUFFIXES:
                 self.skipped.append(name)
                 continue
-            self.text(name, readable_text(data, path.suffix.lower()))
+            self.text(name, readable_text(data, path.suffix.lower()), owner)
 
-    def artifacts(self, place: str, **where: str) -> None:
+    def artifacts(self, place: str, owner: tuple[str, str], **where: str) -> None:
         """Every file under `artifact_uri=...` or the root of `run_id=...`."""
         import mlflow
 
@@ -311,9 +579,9 @@ class _Reader:
         except (MlflowException, OSError):
             return  # nothing logged there
         if local.is_dir():
-            self.folder(place, local)
+            self.folder(place, local, owner)
         else:
-            self.folder(place, local.parent)
+            self.folder(place, local.parent, owner)
 
 
 def _children(client: MlflowClient, experiment: str, run_id: str) -> Iterator[Any]:
@@ -337,44 +605,63 @@ def scan_run(
     pii: Sequence[str],
     model_name: str | None = None,
     version: str | None = None,
+    categorical: Sequence[str] | None = None,
 ) -> PiiScan:
     """Search run `run_id`, its trials, its logged models and the registered version.
 
-    `source` is the job's data file; only its `pii` columns are read.
+    `source` is the job's data file; only its `pii` columns and the levels of the
+    `categorical` features are read (None: the text columns of the run's dataset input,
+    which are the job's categorical features).
     """
     started = time.perf_counter()
-    index = PiiIndex(read_pii_values(source, pii))
     run = client.get_run(run_id)
+    features = _categorical_inputs(run) if categorical is None else list(categorical)
+    values, levels = _read_values(source, pii, features)
+    index = PiiIndex(values, levels)
     experiment = run.info.experiment_id
+    model_ids: list[str] = []
     with tempfile.TemporaryDirectory(prefix="creditgov-pii-") as tmp:
         reader = _Reader(index, Path(tmp))
         runs = [run, *_children(client, experiment, run_id)]
         for each in runs:
+            owner = ("run", each.info.run_id)
             prefix = "run" if each.info.run_id == run_id else f"trial run {each.info.run_name}"
-            reader.text(f"{prefix} name", each.info.run_name or "")
+            reader.text(f"{prefix} name", each.info.run_name or "", owner)
             for place, text in (*_entity_texts(prefix, each), *_dataset_texts(prefix, each)):
-                reader.text(place, text)
-            reader.artifacts(f"{prefix} artifact", run_id=each.info.run_id)
+                reader.text(place, text, owner)
+            reader.artifacts(f"{prefix} artifact", owner, run_id=each.info.run_id)
         logged = client.search_logged_models(
             experiment_ids=[experiment], filter_string=f"source_run_id = '{run_id}'"
         )
         for model in logged:
+            owner = ("logged_model", model.model_id)
+            model_ids.append(model.model_id)
             prefix = f"logged model {model.name!r}"
-            reader.text(f"{prefix} name", model.name)
+            reader.text(f"{prefix} name", model.name, owner)
             for place, text in _entity_texts(prefix, model):
-                reader.text(place, text)
-            reader.artifacts(f"{prefix} file", artifact_uri=f"models:/{model.model_id}")
+                reader.text(place, text, owner)
+            reader.artifacts(f"{prefix} file", owner, artifact_uri=f"models:/{model.model_id}")
         if model_name is not None:
             registered = client.get_registered_model(model_name)
-            reader.text("registered model description", registered.description or "")
+            reader.text(
+                "registered model description",
+                registered.description or "",
+                ("registered_model", "description"),
+            )
             for key, value in registered.tags.items():
-                reader.text(f"registered model tag {key!r}", f"{key}\n{value}")
+                reader.text(
+                    f"registered model tag {key!r}",
+                    f"{key}\n{value}",
+                    ("registered_model_tag", key),
+                )
             if version is not None:
                 mv = client.get_model_version(model_name, version)
                 prefix = f"model version {model_name}/{version}"
-                reader.text(f"{prefix} description", mv.description or "")
+                reader.text(
+                    f"{prefix} description", mv.description or "", ("version", "description")
+                )
                 for key, value in mv.tags.items():
-                    reader.text(f"{prefix} tag {key!r}", f"{key}\n{value}")
+                    reader.text(f"{prefix} tag {key!r}", f"{key}\n{value}", ("version_tag", key))
     return PiiScan(
         run_id=run_id,
         columns=tuple(pii),
@@ -385,4 +672,114 @@ def scan_run(
         skipped=tuple(reader.skipped),
         hits=tuple(reader.hits),
         seconds=round(time.perf_counter() - started, 3),
+        collisions=index.collisions,
+        run_ids=tuple(r.info.run_id for r in runs),
+        model_ids=tuple(model_ids),
+        model_name=model_name,
+        version=version,
+    )
+
+
+# ----------------------------------------------------------------------------- purge
+
+
+def _tracking_store(client: MlflowClient) -> Any:
+    """The client's tracking store (SQLAlchemy, file or REST): what `mlflow gc` works on."""
+    return getattr(getattr(client, "_tracking_client", None), "store", None)
+
+
+def _artifact_files(repo: Any, path: str | None = None) -> int:
+    count = 0
+    for item in repo.list_artifacts(path):
+        count += _artifact_files(repo, item.path) if item.is_dir else 1
+    return count
+
+
+def _delete_artifacts(uri: str) -> int:
+    """Delete every artifact file under `uri`, as `mlflow gc` does; how many there were."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    repo = get_artifact_repository(uri)
+    count = _artifact_files(repo)
+    repo.delete_artifacts()
+    return count
+
+
+def _sqlite_files(*uris: str) -> list[Path]:
+    prefix = "sqlite:///"
+    return list(
+        dict.fromkeys(Path(u[len(prefix) :].split("?")[0]) for u in uris if u.startswith(prefix))
+    )
+
+
+def purge_run(client: MlflowClient, scan: PiiScan) -> PiiPurge:
+    """Remove what `scan` read of its run, so no copy of a hit waits for `mlflow gc`.
+
+    The artifact files of the run, its trials and its logged models are deleted, and so
+    are their rows in the tracking store where it can delete rows (a database: what
+    `mlflow gc --run-ids` does, in this process); elsewhere (a tracking server) the runs
+    are marked deleted and their params wait for `mlflow gc` there. Version tags holding
+    a hit are deleted (the job deletes the version itself). The registered model's tags
+    and description are its audit chain and its owner's: a hit there is reported in
+    `left`, not removed. A SQLite store is vacuumed, so deleted rows leave no copy in the
+    file's free pages. End the run first: a purged run cannot be ended.
+
+    Every step that fails is named in `left` and the others still run: a purge that
+    stops at the first error would leave the most behind.
+    """
+    store = _tracking_store(client)
+    hard = hasattr(store, "_hard_delete_run")
+    left: list[str] = []
+    files = params = tags = runs = models = version_tags = 0
+    for model_id in scan.model_ids:
+        try:
+            model = client.get_logged_model(model_id)
+            files += _delete_artifacts(model.artifact_location)
+            client.delete_logged_model(model_id)
+            if hasattr(store, "_hard_delete_logged_model"):
+                store._hard_delete_logged_model(model_id)
+            models += 1
+        except (MlflowException, OSError) as err:
+            left.append(f"logged model {model_id} ({type(err).__name__})")
+    # The trials first: a run's children go before it, as in `mlflow gc`.
+    for run_id in (*scan.run_ids[1:], *scan.run_ids[:1]):
+        try:
+            run = client.get_run(run_id)
+            files += _delete_artifacts(run.info.artifact_uri)
+            if run.info.lifecycle_stage != "deleted":
+                client.delete_run(run_id)
+            if hard:
+                store._hard_delete_run(run_id)
+            runs += 1
+            params += len(run.data.params)
+            tags += len(run.data.tags)
+        except (MlflowException, OSError) as err:
+            left.append(f"run {run_id} ({type(err).__name__})")
+    keys = dict.fromkeys(h.owner[1] for h in scan.hits if h.owner[0] == "version_tag")
+    for key in keys:
+        try:
+            client.delete_model_version_tag(scan.model_name or "", scan.version or "", key)
+            version_tags += 1
+        except MlflowException as err:
+            left.append(f"version tag {key!r} ({type(err).__name__})")
+    left += list(
+        dict.fromkeys(h.place for h in scan.hits if h.owner[0].startswith("registered_model"))
+    )
+    uris = [client.tracking_uri, getattr(client, "_registry_uri", "") or ""]
+    for path in _sqlite_files(*uris):
+        try:
+            with sqlite3.connect(path, timeout=30) as db:
+                db.execute("VACUUM")
+        except sqlite3.Error as err:
+            left.append(f"the free pages of {path.name} ({type(err).__name__}: not vacuumed)")
+    return PiiPurge(
+        runs=runs,
+        params=params,
+        tags=tags,
+        files=files,
+        logged_models=models,
+        version_tags=version_tags,
+        hard=hard,
+        run_ids=scan.run_ids,
+        left=tuple(left),
     )

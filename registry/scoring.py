@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import os
+import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from creditgov.errors import BadInput
+from creditgov.errors import BadInput, CreditgovError
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -165,14 +166,20 @@ def _score(
     writer: _Writer | None = None
     try:
         for table in tables:
-            features = _features(table, inputs, input_path)
+            features = _features(table, inputs, input_path, first_row=rows + 1)
             _count(features, inputs, empty, unseen)
             frame = features.to_pandas()
+            span = f"{input_path}: rows {rows + 1}-{rows + len(frame)}"
             try:
                 scored = model.predict(frame)
             except mlflow.exceptions.MlflowException as err:
-                raise ScoringError(
-                    f"{input_path}: rows {rows + 1}-{rows + len(frame)}: {_reason(err)}"
+                raise ScoringError(f"{span}: {_reason(err, inputs)}") from None
+            except Exception as err:
+                # Whatever failed inside the model, its message may quote the rows it was
+                # given: the type is enough to start from, and exit 1 says it is a bug.
+                raise CreditgovError(
+                    f"{span}: the model failed on these rows ({type(err).__name__}); its "
+                    "message is withheld because it may quote cell values"
                 ) from None
             out = _output_table(table, scored, inputs.id_column)
             if writer is None:
@@ -281,8 +288,13 @@ def _open(path: Path, inputs: _Inputs, chunk_rows: int) -> tuple[int | None, Ite
     """(total rows if known, chunks of exactly `chunk_rows` rows but the last)."""
     if path.suffix.lower() == ".parquet":
         return _open_parquet(path, inputs, chunk_rows)
-    _check_columns(path, _csv_header(path), inputs)
-    return None, _rechunk(_csv_batches(path, inputs), chunk_rows, path)
+    header = _csv_header(path)
+    _check_columns(path, header, inputs)
+
+    def error(err: pa.ArrowException) -> ScoringError:
+        return _csv_error(path, header, err)
+
+    return None, _rechunk(_csv_batches(path, inputs), chunk_rows, error)
 
 
 def _open_parquet(path: Path, inputs: _Inputs, chunk_rows: int) -> tuple[int, Iterator[pa.Table]]:
@@ -291,13 +303,17 @@ def _open_parquet(path: Path, inputs: _Inputs, chunk_rows: int) -> tuple[int, It
     try:
         parquet = pq.ParquetFile(path, buffer_size=1 << 20)
     except (pa.ArrowException, OSError) as err:
-        raise ScoringError(f"{path}: not a readable Parquet file ({_first_line(err)})") from None
+        raise ScoringError(f"{path}: not a readable Parquet file ({_safe_line(err)})") from None
     _check_columns(path, parquet.schema_arrow.names, inputs)
     total = parquet.metadata.num_rows
     if total == 0:
         raise ScoringError(f"{path}: {_NO_ROWS}")
     batches = parquet.iter_batches(batch_size=chunk_rows, columns=inputs.columns)
-    return total, _rechunk(batches, chunk_rows, path)
+
+    def error(err: pa.ArrowException) -> ScoringError:
+        return ScoringError(f"{path}: cannot read the file ({_safe_line(err)})")
+
+    return total, _rechunk(batches, chunk_rows, error)
 
 
 def _csv_batches(path: Path, inputs: _Inputs) -> Iterator[pa.RecordBatch]:
@@ -308,6 +324,8 @@ def _csv_batches(path: Path, inputs: _Inputs) -> Iterator[pa.RecordBatch]:
     reader = pacsv.open_csv(
         path,
         read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_BYTES),
+        # A quoted cell may hold a line break (an address, a note), as pandas writes it.
+        parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             include_columns=inputs.columns,
             column_types=dict.fromkeys(inputs.columns, pa.string()),
@@ -326,8 +344,13 @@ def _csv_header(path: Path) -> list[str]:
         raise ScoringError(
             f"{path}: the file is empty; it needs a header row and data rows"
         ) from None
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise ScoringError(f"{path}: not a readable CSV file ({_first_line(err)})") from None
+    except UnicodeDecodeError as err:
+        raise ScoringError(
+            f"{path}: not UTF-8 text (found byte 0x{err.object[err.start]:02x}, e.g. a Latin-1 "
+            "or Windows-1252 export); re-save the file as UTF-8"
+        ) from None
+    except (OSError, csv.Error) as err:
+        raise ScoringError(f"{path}: not a readable CSV file ({_safe_line(err)})") from None
 
 
 def _check_columns(path: Path, present: list[str], inputs: _Inputs) -> None:
@@ -340,7 +363,11 @@ def _check_columns(path: Path, present: list[str], inputs: _Inputs) -> None:
         )
 
 
-def _rechunk(batches: Iterator[pa.RecordBatch], chunk_rows: int, path: Path) -> Iterator[pa.Table]:
+def _rechunk(
+    batches: Iterator[pa.RecordBatch],
+    chunk_rows: int,
+    error: Callable[[pa.ArrowException], ScoringError],
+) -> Iterator[pa.Table]:
     """Cut a stream of record batches of any size into tables of `chunk_rows` rows."""
     pending: list[pa.RecordBatch] = []
     held = 0
@@ -354,24 +381,33 @@ def _rechunk(batches: Iterator[pa.RecordBatch], chunk_rows: int, path: Path) -> 
                 rest = table.slice(chunk_rows)
                 pending, held = rest.to_batches(), rest.num_rows
     except pa.ArrowException as err:
-        raise ScoringError(f"{path}: cannot read the file ({_first_line(err)})") from None
+        raise error(err) from None
     if held:
         yield pa.Table.from_batches(pending)
 
 
-def _features(table: pa.Table, inputs: _Inputs, path: Path) -> pa.Table:
-    """The feature columns, each cast to the type the model's signature declares."""
+def _features(table: pa.Table, inputs: _Inputs, path: Path, *, first_row: int = 1) -> pa.Table:
+    """The feature columns, each cast to the type the model's signature declares.
+
+    `first_row` is the file's data row (1-based) of the table's first row, so a cell that
+    does not convert is named by column and row. Its value is never shown: a cell holding
+    text where a number belongs is often a name or a phone number typed in the wrong place.
+    """
     columns = []
     for name, arrow in inputs.features:
         column = table.column(name)
         try:
-            if pa.types.is_integer(arrow) and pa.types.is_string(column.type):
-                column = column.cast(pa.float64())  # "3.0" is a whole number; "1.5" fails below
-            column = column.cast(arrow)
-        except pa.ArrowException as err:
+            column = _cast(column, arrow)
+        except pa.ArrowInvalid:
+            row = first_row + _first_failure(column, arrow)
             raise ScoringError(
-                f"{path}: column {name!r} must hold {_plain(arrow)} values ({_first_line(err)}); "
-                f"clean the column or leave such cells empty (missing)"
+                f"{path}: column {name!r}, row {row}: {_not_a(column, row - first_row, arrow)}; "
+                "fix or blank those cells"
+            ) from None
+        except pa.ArrowException:  # no such cast at all (dates, binary, lists …)
+            raise ScoringError(
+                f"{path}: column {name!r} holds {column.type} values, but the model needs "
+                f"{_plain(arrow)} values: write the column as it was in the training data"
             ) from None
         if pa.types.is_floating(arrow):
             import pyarrow.compute as pc
@@ -393,6 +429,43 @@ def _features(table: pa.Table, inputs: _Inputs, path: Path) -> pa.Table:
             )
         columns.append(column)
     return pa.table(columns, names=[name for name, _ in inputs.features])
+
+
+def _cast(column: pa.ChunkedArray, arrow: pa.DataType) -> pa.ChunkedArray:
+    if pa.types.is_integer(arrow) and pa.types.is_string(column.type):
+        column = column.cast(pa.float64())  # "3.0" is a whole number; "1.5" fails below
+    return column.cast(arrow)
+
+
+def _first_failure(column: pa.ChunkedArray, arrow: pa.DataType) -> int:
+    """Position of the first cell `_cast` refuses, in about two casts of the column.
+
+    Arrow's message quotes the cell (that is what it has), never where it is; a cast is
+    cell by cell, so halving the range that fails finds the first such cell.
+    """
+    low, high = 0, len(column)  # column[low:high] holds a cell that fails
+    while high - low > 1:
+        middle = (low + high) // 2
+        try:
+            _cast(column.slice(low, middle - low), arrow)
+        except pa.ArrowInvalid:
+            high = middle
+        else:
+            low = middle
+    return low
+
+
+def _not_a(column: pa.ChunkedArray, at: int, arrow: pa.DataType) -> str:
+    """What the cell at `at` is not, in the words of the type the model needs."""
+    if pa.types.is_integer(arrow):
+        try:
+            column.slice(at, 1).cast(pa.float64())
+        except pa.ArrowException:
+            return "not a number"
+        return "not a whole number"
+    if pa.types.is_boolean(arrow):
+        return "not true or false"
+    return "not a number" if pa.types.is_floating(arrow) else f"not a {_plain(arrow)} value"
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -441,12 +514,100 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _reason(err: BaseException) -> str:
-    """MLflow's schema message without the repr of the data it quotes (it may hold PII)."""
-    text = str(err)
-    tail = text.rsplit("Error: ", 1)[-1]
-    tail = tail.split(" Hint:", 1)[0]
-    return " ".join(tail.split()) or type(err).__name__
+#: A quoted span of a library's message: what it quotes is usually the data.
+_QUOTED = re.compile(r"""(['"`]).*\1""")
+#: pyarrow's CSV messages: "Expected 3 columns, got 4: <the row's text>", and
+#: "In CSV column #2: CSV conversion error to double: invalid value '<the cell>'".
+_CSV_FIELDS = re.compile(r"Expected (\d+) columns, got (\d+)")
+_CSV_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+)")
+
+
+def _safe_line(err: BaseException) -> str:
+    """The first line of a library's message, cut before any row text and unquoted."""
+    line = _first_line(err)
+    line = re.split(r"(?<=\d): ", line, maxsplit=1)[0]  # "got 4: 1,Zhang Wei,…"
+    return _QUOTED.sub("…", line)[:200]
+
+
+def _csv_error(path: Path, header: list[str], err: pa.ArrowException) -> ScoringError:
+    """pyarrow's CSV error, without the row or cell text it quotes, and with the row."""
+    text = _first_line(err)
+    fields = _CSV_FIELDS.search(text)
+    if fields is not None:
+        want = int(fields.group(1))
+        row = _csv_row(path, lambda record: len(record) != want)
+        where = f"row {row}" if row else "a row"
+        return ScoringError(
+            f"{path}: {where} has {fields.group(2)} fields where the header has {want}; fix "
+            "that row (a stray delimiter, or a quote left open)"
+        )
+    conversion = _CSV_CONVERSION.search(text)
+    if conversion is not None and int(conversion.group(1)) < len(header):
+        at = int(conversion.group(1))
+        name = header[at]
+        if conversion.group(2) == "string":  # pyarrow checks text is UTF-8
+            row = _csv_row(path, lambda record: len(record) > at and _not_utf8(record[at]))
+            what, fix = "not UTF-8 text", "re-save the file as UTF-8"
+        else:
+            row = _csv_row(path, lambda record: len(record) > at and not _number(record[at]))
+            what, fix = "not a number", "fix or blank those cells"
+        where = f", row {row}" if row else ""
+        return ScoringError(f"{path}: column {name!r}{where}: {what}; {fix}")
+    return ScoringError(f"{path}: cannot read the file ({_safe_line(err)})")
+
+
+def _csv_row(path: Path, bad: Callable[[list[str]], bool]) -> int | None:
+    """The first data row (1-based, blank lines skipped as pyarrow skips them) that is `bad`."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
+            records = csv.reader(handle)
+            next(records, None)  # the header
+            row = 0
+            for record in records:
+                if not record:
+                    continue
+                row += 1
+                if bad(record):
+                    return row
+    except (OSError, csv.Error):
+        return None
+    return None
+
+
+def _not_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # the bytes surrogateescape kept
+        return True
+    return False
+
+
+def _number(text: str) -> bool:
+    """Whether pyarrow reads `text` as a number (an empty cell is missing, so it counts)."""
+    if text == "":
+        return True
+    try:
+        pa.array([text], type=pa.string()).cast(pa.float64())
+    except pa.ArrowException:
+        return False
+    return True
+
+
+def _reason(err: BaseException, inputs: _Inputs) -> str:
+    """MLflow's schema refusal, as the feature it names: never its text, which quotes data.
+
+    MLflow's messages repeat the frame it was given and often the value it refused
+    ("Failed to convert value `…`"); only a name from the model's own inputs is taken out.
+    """
+    tail = str(err).rsplit("Error: ", 1)[-1]
+    named = [name for name, _ in inputs.features if name in tail]
+    if named:
+        name = max(named, key=len)  # "income" inside "annual_income" names the longer one
+        return (
+            f"the model's input schema refused column {name!r}; write that column as it was "
+            "in the training data"
+        )
+    return "the model's input schema refused these rows; write the columns as in the training data"
 
 
 def _plain(arrow: pa.DataType) -> str:

@@ -12,7 +12,7 @@ module's `create_app`, which builds MLflow's own basic-auth app and adds three t
   (`creditgov_registrations`, the authenticated user) and appends a signed `registered`
   event with the hashes of the model files as its own artifact store holds them.
 - **the governance endpoints** under `/creditgov/api/1/`: validated, approve, reject,
-  promote, rollback (the rules of `registry.governance.rules`, run here with the
+  promote, rollback, withdraw (a trainer's own pending version, after its job failed) (the rules of `registry.governance.rules`, run here with the
   authenticated identity and the role it was granted), head (the server's own chain
   head), info (the public key) and roles (GET: the caller's own; POST: admin grants).
 
@@ -316,12 +316,25 @@ def _rollback(params: Mapping[str, Any], user: str) -> Any:
     )  # fmt: skip
 
 
+def _withdraw(params: Mapping[str, Any], user: str) -> Any:
+    name, version = _text(params, "name"), _text(params, "version")
+    if _SERVER.ledger.registrant(name, version) != user:
+        raise GovernanceError(
+            f"models:/{name}/{version} was not created by {user!r}; only its trainer withdraws it"
+        )
+    return rules.withdraw(
+        _SERVER.client, name, version, actor=user, reason=_text(params, "reason"),
+        notary=_SERVER.notary,
+    )  # fmt: skip
+
+
 _ACTIONS: dict[str, Callable[[Mapping[str, Any], str], Any]] = {
     "validated": _validated,
     "approve": _approve,
     "reject": _reject,
     "promote": _promote,
     "rollback": _rollback,
+    "withdraw": _withdraw,
 }
 
 

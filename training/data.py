@@ -7,12 +7,15 @@ from the file at all, so they cannot leak into a param, a tag or an artifact lat
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import logging
+import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -109,10 +112,8 @@ def read_table(
             f"{path}: no such data file; check data.source (relative paths resolve against the config's folder)"
         )
     target = path.resolve()
-    if target.suffix.lower() != path.suffix.lower() or target.suffix.lower() not in {
-        ".csv",
-        ".parquet",
-    }:
+    linked = target != Path(os.path.abspath(path))
+    if linked and target.suffix.lower() not in {".csv", ".parquet"}:
         raise DataError(
             f"{path}: a link to a file that is not a .csv or .parquet table; point data.source "
             f"at the table itself"
@@ -127,9 +128,11 @@ def read_table(
                 raise DataError(
                     f"{path}: not a readable Parquet file ({_short(err)}); write it with pandas.to_parquet or use .csv"
                 ) from None
+            _refuse_ambiguous_names(path, names)
             wanted = [c for c in names if c not in skipped and (columns is None or c in columns)]
             frame = pq.read_table(path, columns=wanted).to_pandas()
         elif suffix == ".csv":
+            _refuse_ambiguous_names(path, _csv_header(path))
             frame = pd.read_csv(
                 path,
                 usecols=lambda c: c not in skipped and (columns is None or c in columns),
@@ -147,7 +150,7 @@ def read_table(
             f"{path}: not UTF-8 text (found byte 0x{err.object[err.start]:02x}, e.g. a Latin-1 or "
             f"Windows-1252 export); re-save the file as UTF-8"
         ) from None
-    except pd.errors.ParserError as err:
+    except (pd.errors.ParserError, csv.Error) as err:
         raise DataError(
             f"{path}: malformed CSV ({_short(err)}); check quoting and column counts"
         ) from None
@@ -158,7 +161,46 @@ def _header(path: Path) -> list[str]:
     """Every column name in the file, personal-data ones included, without reading rows."""
     if path.suffix.lower() == ".parquet":
         return list(pq.read_schema(path).names)
-    return [str(c) for c in pd.read_csv(path, nrows=0, encoding="utf-8").columns]
+    return _csv_header(path)
+
+
+def _csv_header(path: Path) -> list[str]:
+    """A CSV file's column names as written; [] for a file without any.
+
+    Read with the csv module because pandas renames a repeated name (`x`, `x.1`), which
+    would hide it. The first non-blank line is the header, as for pandas, and a UTF-8
+    byte-order mark is not part of the first name.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        for row in csv.reader(handle):
+            if row:
+                return row
+    return []
+
+
+def _refuse_ambiguous_names(path: Path, names: Sequence[str]) -> None:
+    """Refuse a header in which a name is repeated, or two differ only in case or in
+    spaces around them (`Income`, `income `).
+
+    pandas would keep the second copy of a repeated name as `x.1`, a feature nobody
+    named; and names that differ only that way are one column to the person reading
+    them, so config keys, reasons and the report could point at the wrong one.
+    """
+    counts = Counter(names)
+    for name, count in counts.items():
+        if count > 1:
+            raise DataError(
+                f"{path}: column {name!r} appears {count} times in the header; each column "
+                f"needs its own name: rename or drop the extra copies"
+            )
+    seen: dict[str, str] = {}
+    for name in names:
+        first = seen.setdefault(name.strip().casefold(), name)
+        if first != name:
+            raise DataError(
+                f"{path}: columns {first!r} and {name!r} differ only in case or surrounding "
+                f"spaces; rename one of them so the names tell the columns apart"
+            )
 
 
 def _short(err: BaseException) -> str:
@@ -183,6 +225,7 @@ def load_dataset(
     group_column: str | None = None,
     monotone: Sequence[str] = (),
     for_training: bool = True,
+    identifier_like: Literal["refuse", "drop"] = "refuse",
 ) -> Dataset:
     """Read `source`, drop PII, validate every rule, and return a `Dataset`.
 
@@ -190,7 +233,9 @@ def load_dataset(
     are the model's, so none is dropped and the leak check, a training concern, is skipped.
 
     Constant and all-missing features are dropped with a warning (they carry no signal
-    and would only confuse a reviewer); everything else that is wrong is an error.
+    and would only confuse a reviewer); everything else that is wrong is an error. A
+    feature that looks like an identifier is refused, or dropped with a warning when
+    `identifier_like` is "drop" (`data.identifier_like`; see `_identifier_like`).
     """
     frame = read_table(source, skip=pii)
     where = str(source)
@@ -244,7 +289,11 @@ def load_dataset(
 
     declared = set(categorical) if categorical is not None else None
     feats, cats, coded = _typed_features(frame[chosen], declared, where)
+    named = _identifier_like(feats, coded, where, identifier_like) if for_training else []
+    if named:
+        feats = feats.drop(columns=[d.name for d in named])
     feats, dropped = _drop_uninformative(feats, coded) if for_training else (feats, [])
+    dropped = [*named, *dropped]
     cats = [c for c in cats if c in feats.columns]
     if feats.shape[1] == 0:
         raise DataError(f"{where}: every feature is constant or all-missing; nothing to learn from")
@@ -345,7 +394,7 @@ def _parse_time(column: pd.Series, where: str, name: str) -> pd.Series:
             count, first = lost
             raise DataError(
                 f"{where}: time column {name!r} has {count} values that are not ISO dates "
-                f"(first at data row {first + 1}: {str(column.iloc[first])[:30]!r}); write dates as YYYY-MM-DD"
+                f"(first at data row {first + 1}); write dates as YYYY-MM-DD"  # never the value
             )
     if parsed.isna().all():
         raise DataError(f"{where}: time column {name!r} is empty")
@@ -428,7 +477,7 @@ def _numbers(column: pd.Series, where: str, name: str, fix: str) -> pd.Series:
         count, first = lost
         raise DataError(
             f"{where}: numeric column {name!r} has {count} non-numeric values "
-            f"(first at data row {first + 1}: {str(column.iloc[first])[:20]!r}); {fix}"
+            f"(first at data row {first + 1}); {fix}"  # the row, never the value
         )
     return numbers.astype("float64")
 
@@ -474,6 +523,60 @@ def _integer_columns(frame: pd.DataFrame, names: Sequence[str]) -> tuple[str, ..
         for n in names
         if pd.api.types.is_integer_dtype(frame[n]) or pd.api.types.is_bool_dtype(frame[n])
     )
+
+
+#: A feature with more distinct values than this share of its (non-missing) rows, over at
+#: least `ID_MIN_ROWS` rows, is a candidate identifier: a characteristic is shared by many
+#: applicants, an identifier by one.
+ID_DISTINCT_SHARE = 0.9
+ID_MIN_ROWS = 50
+#: ... and, when numeric, whole numbers of at least this many digits (a phone, account or
+#: national number; registry/pii_scan.py searches numbers from this length on as well).
+#: A real income or amount is not written with eight digits, a count never.
+ID_DIGITS = 8
+
+
+def _identifier_like(
+    frame: pd.DataFrame, coded: dict[str, NDArray[np.intp]], where: str, action: str
+) -> list[DroppedColumn]:
+    """Features that look like identifiers: refused (DataError), or returned to be dropped.
+
+    Nearly one distinct value per row, and either text (a name, an e-mail, an id) or whole
+    numbers of `ID_DIGITS` digits or more (a phone or account number re-encoded as a
+    number, which the PII scan would otherwise meet in the model's own files). A
+    continuous float — an income, a ratio — is never one: it is not made of whole numbers
+    that long. The message counts values; it never shows one.
+    """
+    found: list[DroppedColumn] = []
+    for name in frame.columns:
+        codes = coded.get(name)
+        if codes is not None:
+            known = int(np.count_nonzero(codes >= 0))
+            distinct = int(codes.max()) + 1 if known else 0  # every code is a level some row has
+            kind = "text values"
+        else:
+            values = frame[name].to_numpy(dtype=np.float64)
+            values = values[~np.isnan(values)]
+            known = values.size
+            if known < ID_MIN_ROWS or not np.all(np.isfinite(values)):
+                continue
+            magnitude = np.abs(values)
+            if np.median(magnitude) < 10 ** (ID_DIGITS - 1) or not np.all(
+                values == np.floor(values)
+            ):
+                continue
+            distinct = int(np.unique(values).size)
+            kind = f"whole numbers of {ID_DIGITS}+ digits"
+        if known < ID_MIN_ROWS or distinct <= ID_DISTINCT_SHARE * known:
+            continue
+        reason = f"looks like an identifier: {distinct:,} distinct {kind} in {known:,} rows"
+        if action != "drop":
+            raise DataError(
+                f"{where}: feature {name!r} {reason}; list it in data.pii (personal data) or "
+                f"data.exclude, or set data.identifier_like: drop to train without it"
+            )
+        found.append(DroppedColumn(name, reason))
+    return found
 
 
 def _drop_uninformative(

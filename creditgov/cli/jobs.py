@@ -209,7 +209,9 @@ def drift(
     """Compare a new batch with the population the model was trained on (PSI, KS, new levels).
 
     A batch with no rows, or a feature column missing or holding text where the model had
-    numbers, exits 2. An empty column or unseen levels are what drift reports, not errors.
+    numbers, exits 2 (naming the column and the first such row, never the value). An empty
+    column or unseen levels are what drift reports, not errors: --json names unseen levels
+    only for the features data.categorical declares, and counts them for the others.
     """
     from creditgov.checks import check_drift
 
@@ -286,7 +288,8 @@ def score(
 
     Bad input exits 2 and writes nothing: a missing or mistyped feature column, a file with
     no rows, or a feature training always had that is empty in every row. A level never
-    seen in training is scored as missing, with one warning per column.
+    seen in training is scored as missing, with one warning per column. Messages name
+    the column and the data row, never a cell's value.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -321,7 +324,7 @@ def score(
         errors.print(
             f"[yellow]warning:[/] {escape(str(input_))}: column {escape(repr(name))}: {rows:,} "
             f"rows hold a level the model never saw in training and were scored as missing; "
-            f"`creditgov drift` lists the new levels",
+            f"`creditgov drift` reports the new levels",
             highlight=False,
             soft_wrap=True,
         )

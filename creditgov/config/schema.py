@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -81,6 +82,10 @@ class DataConfig(_Strict):
     categorical: list[str] | None = None
     protected: list[str] = Field(default_factory=list)
     pii: list[str] = Field(default_factory=list)
+    #: A feature that looks like an identifier (nearly one distinct value per row: a phone or
+    #: account number kept as a number, a name): refuse the data (exit 2), or drop the
+    #: feature with a warning. training/data.py says what "looks like" means.
+    identifier_like: Literal["refuse", "drop"] = "refuse"
 
     @field_validator("source")
     @classmethod
@@ -339,14 +344,26 @@ def _known_metric(name: str) -> Metric:
         raise ValueError(str(err.args[0]) if err.args else str(err)) from None
 
 
+#: What MLflow accepts in a param key; a column name as a map key may hold anything.
+_PARAM_KEY = re.compile(r"^[\w\-. :/]+$", re.ASCII)
+
+
 def flatten(config: JobConfig) -> dict[str, str]:
-    """Dotted key -> string value, for MLflow params (one value per key, 6000 chars max)."""
+    """Dotted key -> string value, for MLflow params (one value per key, 6000 chars max).
+
+    A map keyed by names MLflow refuses in a param key (warehouse column names with
+    brackets, quotes or non-ASCII letters, as in `model.monotone`) is logged whole, as
+    one JSON value under the map's own key; the resolved config artifact has it too.
+    """
     out: dict[str, str] = {}
 
     def walk(prefix: str, value: Any) -> None:
         if isinstance(value, dict):
             if not value:
                 out[prefix] = "{}"
+            elif prefix and not all(_PARAM_KEY.match(str(key)) for key in value):
+                out[prefix] = json.dumps(value, default=str, ensure_ascii=False)
+                return
             for key, item in value.items():
                 walk(f"{prefix}.{key}" if prefix else str(key), item)
         elif isinstance(value, list):

@@ -34,6 +34,9 @@ class Governance(Protocol):
 
     def registered(self, name: str, version: str) -> AuditEvent: ...
 
+    def withdraw(self, name: str, version: str, *, reason: str) -> None:
+        """Take back a version the job registered before it failed."""
+
     def validated(self, name: str, version: str, record: rules.ValidationRecord) -> AuditEvent: ...
 
     def approve(
@@ -62,6 +65,10 @@ class LocalGovernance:
 
     def check_trainer(self, name: str) -> None:
         """Anyone may register on a local store: there, identities are claims."""
+
+    def withdraw(self, name: str, version: str, *, reason: str) -> None:
+        """Locally a failed job's version is deleted, as if it had never been registered."""
+        self.client.delete_model_version(name, version)
 
     def registered(self, name: str, version: str) -> AuditEvent:
         return rules.register(self.client, name, version, actor=self.actor)
@@ -108,6 +115,10 @@ class ServerGovernance:
                 f"could not be registered; nothing was run: an admin grants it with "
                 f"`python -m server role {self.actor} {name} trainer`"
             )
+
+    def withdraw(self, name: str, version: str, *, reason: str) -> None:
+        """The server keeps every version: it records this one as rejected by its trainer."""
+        self.server.act("withdraw", {"name": name, "version": version, "reason": reason})
 
     def registered(self, name: str, version: str) -> AuditEvent:
         """The server appended it when the version was created; this finds it."""

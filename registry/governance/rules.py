@@ -45,6 +45,7 @@ __all__ = [
     "reject",
     "rollback",
     "validate",
+    "withdraw",
 ]
 
 PROMOTABLE_ALIASES = ("champion", "challenger")
@@ -169,17 +170,31 @@ def reject(
             raise GovernanceError(
                 f"models:/{name}/{version} is serving as {mv.aliases}; roll back or promote another version first"
             )
-        for key, value in {
-            "approval_status": "rejected",
-            "approver": actor,
-            "approved_at": now(),
-            "approval_comment": comment,
-        }.items():
-            client.set_model_version_tag(name, version, key, value)
-        return append(
-            client, name, "rejected", actor=actor, version=version,
-            details={"comment": comment}, notary=notary,
-        )  # fmt: skip
+        return _rejected(client, name, version, actor=actor, comment=comment, notary=notary)
+
+
+def _rejected(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    *,
+    actor: str,
+    comment: str,
+    notary: Notary | None,
+    **details: Any,
+) -> AuditEvent:
+    """The tags and the `rejected` event of a rejection (or a trainer's withdrawal)."""
+    for key, value in {
+        "approval_status": "rejected",
+        "approver": actor,
+        "approved_at": now(),
+        "approval_comment": comment,
+    }.items():
+        client.set_model_version_tag(name, version, key, value)
+    return append(
+        client, name, "rejected", actor=actor, version=version,
+        details={"comment": comment, **details}, notary=notary,
+    )  # fmt: skip
 
 
 def _alias_version(client: MlflowClient, name: str, alias: str) -> str | None:
@@ -422,3 +437,37 @@ def validate(
             client, name, "validated", actor=actor, version=version,
             details={"status": record.status, "gates": record.gates}, notary=notary,
         )  # fmt: skip
+
+
+def withdraw(
+    client: MlflowClient,
+    name: str,
+    version: str,
+    *,
+    actor: str,
+    reason: str,
+    notary: Notary | None = None,
+) -> AuditEvent:
+    """Its trainer takes back a version whose job failed after registering it: it is rejected.
+
+    On a team server no one may delete a version, so a job that fails after registration
+    (a personal-data hit, a crash while writing reports) cannot take its version back
+    the way a local job does. Withdrawing records it as rejected — it can never be
+    approved or promoted — with the reason in the chain. Only a version still pending,
+    and only by whoever registered it.
+    """
+    check_length("reason", reason)
+    with model_lock(client, name, actor=actor):
+        _version(client, name, version)
+        record = replay(read_chain(client, name)).record(version)
+        if record.trainer != actor:
+            raise GovernanceError(
+                f"models:/{name}/{version} was registered by {record.trainer!r}; only its trainer withdraws it"
+            )
+        if record.decision is not None:
+            raise GovernanceError(
+                f"models:/{name}/{version} is already {record.decision}; only a pending version is withdrawn"
+            )
+        return _rejected(
+            client, name, version, actor=actor, comment=reason, notary=notary, withdrawn=True
+        )

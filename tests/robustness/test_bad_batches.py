@@ -7,13 +7,18 @@ those applications with one defect. What each command does, and why:
 - a column the model needs is absent, holds text where the model was trained on
   numbers, or (score only) is empty in every row although training never saw it
   missing: exit 2, one line naming file and column with the fix, and no output file.
+  A cell that does not convert is named by column and data row (1-based), never by its
+  value: text in a numeric column is often a name or a phone number typed in the wrong
+  place, so the cases below plant one (`SECRET`) and look for it in everything printed.
   Such an empty column is a broken extract: scored, every row would silently get the
   "unknown" answer. A feature that training did see missing (months since the last
   missed payment) may be empty throughout a small batch, and is scored.
 - an empty batch (header only, or a 0-byte file): exit 2; there is nothing to score
   or compare, and an empty output would look like a successful run of nothing.
 - unseen levels: not an error. `score` scores them as missing, exactly as the model
-  was built to, and warns once per column on stderr; `drift` lists them by name.
+  was built to, and warns once per column on stderr; `drift --json` counts them for a
+  column data.categorical does not declare (this config declares none: `region` is text,
+  taken as categorical), so a name typed into a free-text column is never copied out.
 - all values missing, for `drift`: not an error either: drift exists to report it
   (missing share 0% -> 100%, the feature drifted; exit 4 with --fail-on-drift).
 
@@ -48,6 +53,14 @@ from tests.support import (
 TARGET = "default_12m"
 ID = "application_id"
 MODEL = "models:/credit-pd/1"
+#: A cell value that must never be printed or written: a name and a phone number.
+SECRET = "Zhang Wei 13812345678"
+OTHER = "Li Na 13900000000"
+
+
+def leaks(text: str) -> bool:
+    """Whether `text` holds a piece of SECRET or OTHER (word by word: a console may wrap)."""
+    return any(word in text for word in ("Zhang", "13812345678", "Li Na", "13900000000"))
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,7 @@ class Case:
     raw: bytes | None = None  # replaces the file's bytes
     absent: bool = False  # the path names no file
     subprocess: bool = False
+    extra: tuple[str, ...] = ()  # more options for the command
 
 
 def _text_in(column: str) -> Edit:
@@ -125,6 +139,22 @@ def _text_in(column: str) -> Edit:
 
     return edit
 
+
+def _secret_in(column: str, rows: tuple[int, ...]) -> Edit:
+    """SECRET in `column` at these data rows (1-based), the rest of the column unchanged."""
+
+    def edit(frame: pd.DataFrame) -> pd.DataFrame:
+        # The numbers as text (a Parquet column holds one type), missing cells kept missing.
+        values = pd.Series(
+            [None if pd.isna(v) else str(v) for v in frame[column]], index=frame.index, dtype=object
+        )
+        values[[r - 1 for r in rows]] = SECRET
+        return frame.assign(**{column: values})
+
+    return edit
+
+
+NOT_A_NUMBER = "not a number; fix or blank those cells"
 
 CASES: dict[str, Case] = {
     "score-missing-column": Case(
@@ -144,13 +174,39 @@ CASES: dict[str, Case] = {
         "score",
         "batch.csv",
         edit=_text_in("annual_income"),
-        pieces=("column 'annual_income' must hold numeric values", "clean the column"),
+        pieces=(f"column 'annual_income', row 1: {NOT_A_NUMBER}",),
+    ),
+    "score-a-name-in-a-numeric-column-csv": Case(
+        "score",
+        "batch.csv",
+        edit=_secret_in("annual_income", (58, 200)),
+        pieces=(f"column 'annual_income', row 58: {NOT_A_NUMBER}",),
+        subprocess=True,
+    ),
+    "score-a-name-in-a-numeric-column-parquet": Case(
+        "score",
+        "batch.parquet",
+        edit=_secret_in("bureau_score", (58, 200)),
+        pieces=(f"column 'bureau_score', row 58: {NOT_A_NUMBER}",),
+    ),
+    "score-a-name-in-a-numeric-column-second-chunk": Case(
+        "score",
+        "batch.csv",
+        edit=_secret_in("debt_to_income", (250,)),
+        pieces=(f"column 'debt_to_income', row 250: {NOT_A_NUMBER}",),
+        extra=("--chunk-rows", "100"),
+    ),
+    "score-a-name-in-a-whole-number-column": Case(
+        "score",
+        "batch.parquet",
+        edit=_secret_in("n_inquiries_6m", (7,)),
+        pieces=(f"column 'n_inquiries_6m', row 7: {NOT_A_NUMBER}",),
     ),
     "score-fractions-in-a-whole-number-column": Case(
         "score",
         "batch.parquet",
         edit=lambda f: f.assign(n_inquiries_6m=f["n_inquiries_6m"] + 0.5),
-        pieces=("column 'n_inquiries_6m' must hold whole-number values", "clean the column"),
+        pieces=("column 'n_inquiries_6m', row 1: not a whole number", "fix or blank"),
     ),
     "score-gaps-in-a-whole-number-column": Case(
         "score",
@@ -202,16 +258,27 @@ CASES: dict[str, Case] = {
         "drift",
         "batch.parquet",
         edit=_text_in("annual_income"),
-        pieces=(
-            "numeric column 'annual_income' has 43 non-numeric values (first at data row 1",
-            "clean them or leave the cells empty",
-        ),
+        pieces=(f"column 'annual_income', row 1: {NOT_A_NUMBER}",),
     ),
     "drift-text-in-a-numeric-column-csv": Case(
         "drift",
         "batch.csv",
         edit=_text_in("debt_to_income"),
-        pieces=("numeric column 'debt_to_income' has 43 non-numeric values", "clean them"),
+        pieces=(f"column 'debt_to_income', row 1: {NOT_A_NUMBER}",),
+    ),
+    "drift-a-name-in-a-numeric-column-csv": Case(
+        "drift",
+        "batch.csv",
+        edit=_secret_in("annual_income", (58, 200)),
+        pieces=(f"column 'annual_income', row 58: {NOT_A_NUMBER}",),
+        subprocess=True,
+    ),
+    "drift-a-name-in-a-numeric-column-parquet": Case(
+        "drift",
+        "batch.parquet",
+        edit=_secret_in("bureau_score", (58, 200)),
+        pieces=(f"column 'bureau_score', row 58: {NOT_A_NUMBER}",),
+        extra=("--json", "drift.json"),
     ),
     "drift-no-such-file": Case(
         "drift", "batch.csv", absent=True, pieces=("no such file", "check the path given to --data")
@@ -247,11 +314,12 @@ def test_bad_batch(name: str, trained: Trained, tmp_path: Path) -> None:
         else ("drift", "--model", MODEL, "--data", str(batch))
     )
 
-    result = run(*args, cwd=tmp_path, tracking_uri=trained.uri)
+    result = run(*args, *case.extra, cwd=tmp_path, tracking_uri=trained.uri)
 
     assert_bad_input(result, names=batch, pieces=case.pieces, db=trained.db, before=trained.store)
     left = [] if case.absent else [batch.name]
     assert sorted(p.name for p in tmp_path.iterdir()) == left  # no output, no partial
+    assert not leaks(result.stdout + result.stderr)
 
 
 def test_an_unknown_model_is_bad_input(trained: Trained, tmp_path: Path) -> None:
@@ -302,7 +370,7 @@ def test_unseen_levels_are_scored_as_missing_with_one_warning(
         assert result.returncode == 0, result.stderr
     assert error_lines(results["unseen"].stderr) == [
         f"warning: {unseen}: column 'region': 120 rows hold a level the model never saw in "
-        f"training and were scored as missing; `creditgov drift` lists the new levels"
+        f"training and were scored as missing; `creditgov drift` reports the new levels"
     ]
     assert error_lines(results["blank"].stderr) == []  # missing is not unseen
     assert error_lines(results["known"].stderr) == []
@@ -325,7 +393,7 @@ def test_an_empty_column_training_saw_missing_is_scored(trained: Trained, tmp_pa
     assert len(pd.read_parquet(tmp_path / "scores.parquet")) == 300
 
 
-def test_drift_names_unseen_levels_and_reports_an_empty_column(
+def test_drift_counts_unseen_levels_and_reports_an_empty_column(
     trained: Trained, tmp_path: Path
 ) -> None:
     def edit(frame: pd.DataFrame) -> pd.DataFrame:
@@ -343,9 +411,49 @@ def test_drift_names_unseen_levels_and_reports_an_empty_column(
     assert error_lines(calm.stderr) == []
     assert strict.returncode == 4, strict.stderr
     report = json.loads((tmp_path / "drift.json").read_text())
-    assert report["new_levels"] == {"region": {"Atlantis": 120}}
+    assert report["new_levels"] == {"region": 1}  # region is not declared categorical
     assert report["missing"]["bureau_score"][1] == 1.0
     assert report["missing"]["bureau_score"][0] < 0.5
     assert {"bureau_score", "region"} <= set(report["drifted"])
     assert report["n_rows"] == 300
+    assert tracked(trained.db) == trained.store
+
+
+def test_names_typed_into_a_text_column_are_counted_never_copied(
+    trained: Trained, tmp_path: Path
+) -> None:
+    """A free-text column the model takes as categorical: its new "levels" are what people
+    typed. `drift` counts them in --json, in the report and on screen; `score` warns with a
+    count; none of them prints or writes a single typed value."""
+    typed = (SECRET, OTHER, SECRET)
+
+    def edit(frame: pd.DataFrame) -> pd.DataFrame:
+        region = frame["region"].astype(object)
+        region[[4, 57, 199]] = typed
+        return frame.assign(region=region)
+
+    batch = write_batch(trained, tmp_path, "batch.csv", edit)
+    drift = cli(
+        trained, "drift", "--model", MODEL, "--data", str(batch),
+        "--json", "drift.json", "--report", "report", cwd=tmp_path,
+    )  # fmt: skip
+    scored = cli(
+        trained, "score", "--model", MODEL, "--input", str(batch),
+        "--output", "scores.csv", cwd=tmp_path,
+    )  # fmt: skip
+
+    assert drift.returncode == 0, drift.stderr
+    assert scored.returncode == 0, scored.stderr
+    report = json.loads((tmp_path / "drift.json").read_text())
+    assert report["new_levels"] == {"region": 2}  # two distinct typed texts
+    assert error_lines(scored.stderr) == [
+        f"warning: {batch}: column 'region': 3 rows hold a level the model never saw in "
+        f"training and were scored as missing; `creditgov drift` reports the new levels"
+    ]
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p != batch]
+    assert {p.name for p in written} >= {"drift.json", "drift.html", "scores.csv"}
+    for text in (drift.stdout, drift.stderr, scored.stdout, scored.stderr):
+        assert not leaks(text), text
+    for path in written:
+        assert not leaks(path.read_text(encoding="utf-8", errors="replace")), path
     assert tracked(trained.db) == trained.store

@@ -100,6 +100,29 @@ def latin1_csv(frame: pd.DataFrame) -> bytes:
     return text.encode("latin-1")
 
 
+def repeated_column(name: str) -> Edit:
+    """The table with a second copy of `name`, under the same name."""
+
+    def edit(frame: pd.DataFrame) -> pd.DataFrame:
+        return pd.concat([frame, frame[[name]] * 2.0], axis=1)
+
+    return edit
+
+
+def parquet_with_repeated_column(frame: pd.DataFrame) -> bytes:
+    """Parquet bytes with `annual_income` twice, written through Arrow (pandas refuses)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    table = table.append_column("annual_income", table.column("annual_income"))
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
 def csv_text(frame: pd.DataFrame) -> bytes:
     return frame.to_csv(index=False).encode()
 
@@ -264,9 +287,38 @@ CASES: dict[str, Case] = {
     "link-to-a-system-file": Case(
         pieces=("a link to a file that is not a .csv or .parquet table", "point data.source"),
     ),
+    "duplicate-header-csv": Case(  # pandas alone would keep the copy as 'annual_income.1'
+        suffix=".csv",
+        edit=repeated_column("annual_income"),
+        pieces=(
+            "column 'annual_income' appears 2 times in the header",
+            "rename or drop the extra copies",
+        ),
+    ),
+    "duplicate-header-parquet": Case(  # written through Arrow: see RAW
+        pieces=("column 'annual_income' appears 2 times in the header", "rename or drop"),
+    ),
+    "names-differ-only-in-case": Case(
+        edit=assign(Annual_Income=lambda f: f["annual_income"] * 1.5),
+        pieces=(
+            "columns 'annual_income' and 'Annual_Income' differ only in case or surrounding spaces",
+            "rename one of them",
+        ),
+    ),
+    "names-differ-only-in-surrounding-spaces-csv": Case(
+        suffix=".csv",
+        edit=assign(**{"debt_to_income ": lambda f: f["debt_to_income"] * 0.5}),
+        pieces=(
+            "columns 'debt_to_income' and 'debt_to_income ' differ only in case",
+            "rename one of them",
+        ),
+    ),
 }
 #: Bytes that replace the data file after the fixture wrote it.
-RAW: dict[str, Callable[[pd.DataFrame], bytes]] = {"non-utf8-text": latin1_csv}
+RAW: dict[str, Callable[[pd.DataFrame], bytes]] = {
+    "non-utf8-text": latin1_csv,
+    "duplicate-header-parquet": parquet_with_repeated_column,
+}
 
 
 @pytest.mark.parametrize("name", list(CASES))

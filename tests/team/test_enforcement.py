@@ -428,6 +428,38 @@ def test_files_edited_with_their_recorded_hashes_rewritten_fail_the_signature(
         code.write_bytes(original)
 
 
+# ----------------------------------------------------------------------------- a failed job
+
+
+def test_a_job_that_fails_after_registering_withdraws_its_version(
+    attacked: Attacked, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No one may delete a version on the team server, the failing job included: a name
+    typed into a reason text fails the personal-data scan after registration, and the
+    version is withdrawn — rejected by its trainer in the signed chain — never served."""
+    import pandas as pd
+
+    team = attacked.team
+    name = str(pd.read_parquet(team.data, columns=["full_name"])["full_name"].iloc[0])
+    text = json.dumps({"debt_to_income": f"As discussed with {name}"})
+    client = _client(team, "bob", monkeypatch)
+    before = {mv.version for mv in client.search_model_versions(f"name = '{NAME}'")}
+    failed = attacked.run(
+        "alice", "train", CONFIG,
+        *team.config(f"registry.model_name={NAME}", f"evaluation.reason_texts={text}"),
+    )  # fmt: skip
+    assert failed.returncode == 1, failed.stderr[-2000:]
+    assert "personal data" in _line(failed).lower() and name not in failed.stderr
+    (version,) = {mv.version for mv in client.search_model_versions(f"name = '{NAME}'")} - before
+    tags = client.get_model_version(NAME, version).tags
+    assert tags["approval_status"] == "rejected" and tags["approver"] == "alice"
+    assert "withdrawn" in tags["approval_comment"]
+    promote = attacked.run("carol", "promote", NAME, version)
+    assert promote.returncode == 3 and "is rejected, not approved" in _line(promote)
+    verified = attacked.run("bob", "audit", NAME, "--verify")
+    assert verified.returncode == 0, verified.stderr
+
+
 # ----------------------------------------------------------------------------- a second trainer
 
 

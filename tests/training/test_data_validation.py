@@ -162,7 +162,7 @@ def test_unparsable_time_column(credit_job: CreditJob) -> None:
     message = data_error(credit_job(edit))
     assert (
         f"time column '{TIME}' has 1 values that are not ISO dates "
-        "(first at data row 101: 'not a date'); write dates as YYYY-MM-DD"
+        "(first at data row 101); write dates as YYYY-MM-DD"
     ) in message
 
 
@@ -187,8 +187,7 @@ def test_dates_in_mixed_formats_are_refused(credit_job: CreditJob) -> None:
 
     message = data_error(credit_job(edit, suffix=".csv"), ".csv")
     assert (
-        f"time column '{TIME}' has {len(rows)} values that are not ISO dates "
-        "(first at data row 1: '01/01/2023')"
+        f"time column '{TIME}' has {len(rows)} values that are not ISO dates (first at data row 1)"
     ) in message
 
 
@@ -285,7 +284,7 @@ def test_text_in_a_numeric_column_is_refused(credit_job: CreditJob) -> None:
     message = data_error(credit_job(edit, suffix=".csv"), ".csv")
     assert (
         "numeric column 'annual_income' has 2 non-numeric values "
-        "(first at data row 10: 'unknown'); clean them or list the column in data.categorical"
+        "(first at data row 10); clean them or list the column in data.categorical"
     ) in message
 
 

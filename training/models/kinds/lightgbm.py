@@ -45,6 +45,7 @@ __all__ = [
     "LightGBMFit",
     "LightGBMKind",
     "LightGBMModel",
+    "booster_names",
     "dataset_columns",
     "fit_lightgbm",
     "lightgbm_params",
@@ -149,9 +150,35 @@ class LightGBMFit:
     valid_raw: NDArray[np.float64] | None
 
 
+#: A feature name LightGBM keeps exactly as given. It refuses JSON's special characters
+#: (`"`, `,`, `:`, `[`, `]`, `{`, `}`), turns spaces into underscores (so `a b` and `a_b`
+#: collide) and writes the names space-separated into its text model; ASCII keeps that
+#: text model readable anywhere.
+_LIGHTGBM_SAFE_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+
+
+def booster_names(names: Sequence[str]) -> list[str]:
+    """The feature names LightGBM is given: the table's own when LightGBM keeps every one
+    of them as it is, otherwise its positional `Column_<i>` for all of them.
+
+    Only LightGBM ever sees these. Every matrix it reads is encoded by position in the
+    order of the feature specs, in training and in the served model alike, and the
+    features' names (for the signature, the reasons, the report, the drift reference)
+    come from the specs; so a warehouse's names (`收入 (年) [CNY]`) need no renaming
+    by the user. All or none, so a positional name never collides with a real one.
+    """
+    if all(_LIGHTGBM_SAFE_NAME.fullmatch(name) for name in names):
+        return list(names)
+    return [f"Column_{i}" for i in range(len(names))]
+
+
 def dataset_columns(specs: Sequence[FeatureSpec]) -> tuple[list[str], list[int]]:
-    """`lgb.Dataset`'s `feature_name` and `categorical_feature` (indices) for `specs`."""
-    return [s.name for s in specs], [i for i, s in enumerate(specs) if s.kind == "categorical"]
+    """`lgb.Dataset`'s `feature_name` (`booster_names`) and `categorical_feature`
+    (indices) for `specs`."""
+    return (
+        booster_names([s.name for s in specs]),
+        [i for i, s in enumerate(specs) if s.kind == "categorical"],
+    )
 
 
 def lightgbm_params(
