@@ -63,7 +63,7 @@ def _line(result: subprocess.CompletedProcess[str]) -> str:
     return " ".join(result.stderr.split())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # not module: xdist may interleave modules, retraining it
 def attacked(team: Team, tmp_path_factory: pytest.TempPathFactory) -> Attacked:
     folder = tmp_path_factory.mktemp("attack")
     versions = []
