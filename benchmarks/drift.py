@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import BenchResult, interleave
-from evaluation.drift import PSI_FLOOR, ReferenceProfile, build_reference, compare
+from evaluation.drift import PSI_FLOOR, compare
+from evaluation.drift_reference import ReferenceProfile, build_reference
 
 if TYPE_CHECKING:
     from benchmarks.harness import Context

@@ -15,7 +15,7 @@ SQLite store):
   declined, against bare `predict(x)` plus `predict(x, pred_contrib=True)` (TreeSHAP),
   what the served model needs to pick reasons. TreeSHAP costs about a millisecond a row
   on two cores, so (b) uses fewer rows than (a); throughput is per row either way.
-  Informational.
+  Target: at least 0.9x the bare rows/s (only adverse factors, worded per row).
 - (c) peak memory (RSS high-water mark of the child process, from `os.wait4`) of
   `creditgov score` on a Parquet file of 10x `chunk_rows` rows, next to a child that
   reads the whole file with pandas and scores it in one `predict`, next to a baseline
@@ -70,6 +70,8 @@ __all__ = ["CONFIG", "THROUGHPUT_TARGET", "NotSameWork", "bench", "run"]
 CONFIG = Path(__file__).resolve().parent.parent / "configs" / "credit_scoring.yaml"
 #: (a): the served model must reach this share of bare LightGBM's rows per second.
 THROUGHPUT_TARGET = 0.8
+#: (b): with reasons, the served model must reach this share of bare predict + pred_contrib.
+REASONS_TARGET = 0.9
 MODEL_NAME = "credit-pd"
 SERVE_TIMEOUT_S = 180
 #: Rows of the baseline `creditgov score` run in (c): imports and the model, next to no data.
@@ -217,11 +219,14 @@ def check_same_work(
         raise NotSameWork("(b) is meant to be all declines, but the model approved some rows")
     x_bad = _encode_for(scorer, sample)
     contrib = np.asarray(setup.booster.predict(x_bad, pred_contrib=True))[:, :-1]
-    texts = scorer.state["reasons"]["texts"]
-    top = [texts.get(setup.features[j], setup.features[j]) for j in contrib.argmax(axis=1)]
+    codes = {name: e["code"] for name, e in scorer.state["reasons"]["catalogue"].items()}
+    top = [
+        codes[setup.features[j]] if contrib[i, j] > 0 else "GENERAL"
+        for i, j in enumerate(contrib.argmax(axis=1))
+    ]
     # argmax and a stable sort agree on ties (first feature wins).
-    if served["reason_1"].tolist() != top:
-        raise NotSameWork("reason_1 is not the feature with the largest TreeSHAP push")
+    if served["reason_code_1"].tolist() != top:
+        raise NotSameWork("reason_code_1 is not the feature with the largest TreeSHAP push")
 
 
 def bench_throughput(
@@ -304,9 +309,9 @@ def bench_throughput(
             samples["model_predict_declined"],
             samples["bare_predict_and_contrib"],
             reason_rows,
-            None,
-            creditgov="pyfunc.predict(frame) on declines: the above plus encode again, "
-            "pred_contrib and reason selection",
+            1.0 / REASONS_TARGET,
+            creditgov="pyfunc.predict(frame) on declines: the above plus pred_contrib, "
+            "adverse-factor selection and per-row wording with codes",
             reference="booster.predict(x) + booster.predict(x, pred_contrib=True)",
         ),
     ]

@@ -26,7 +26,7 @@ import argparse
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from benchmarks import BenchResult, Samples, interleave
-from evaluation.explain import contributions, directions, reason_codes, reason_texts
+from evaluation.explain import Contributions, contributions
+from evaluation.reasons import ReasonCatalogue, build_catalogue, reason_frame
 from training.models.encoding import encode
 from training.models.kinds.lightgbm import LightGBMModel
 from training.models.spec import ModelSpec
@@ -69,7 +70,8 @@ class Setup:
     frame: pd.DataFrame  # the rows to explain, feature columns only
     declined: NDArray[np.bool_]
     k: int
-    texts: Mapping[str, str]
+    catalogue: ReasonCatalogue
+    encoded: NDArray[np.float64]  # the rows as the catalogue reads them
     protected: tuple[str, ...]
     train_rows: int
     fit_seconds: float
@@ -110,11 +112,16 @@ def make_setup(rows: int, *, train_rows: int, seed: int, folder: Path) -> Setup:
     # Directions come from a reference sample once, as the job does; not part of scoring.
     reference = frame.head(cfg.evaluation.shap_sample)
     contrib = contributions(spec, reference)
-    texts = reason_texts(
-        spec.feature_names,
-        directions(spec, reference, contrib, cfg.model.monotone),
-        cfg.evaluation.reason_texts,
-        [f.name for f in spec.features if f.kind == "categorical"],
+    catalogue = build_catalogue(
+        reference,
+        contrib,
+        k=cfg.evaluation.reason_codes,
+        categorical={f.name: f.levels for f in spec.features if f.kind == "categorical"},
+        custom={
+            n: t if isinstance(t, str) else t.plain()
+            for n, t in cfg.evaluation.reason_texts.items()
+        },
+        monotone=cfg.model.monotone,
     )
     return Setup(
         spec=spec,
@@ -122,7 +129,8 @@ def make_setup(rows: int, *, train_rows: int, seed: int, folder: Path) -> Setup:
         frame=frame,
         declined=declined,
         k=cfg.evaluation.reason_codes,
-        texts=texts,
+        catalogue=catalogue,
+        encoded=catalogue.encoded(spec, frame),
         protected=tuple(cfg.data.protected),
         train_rows=train_rows,
         fit_seconds=fit_seconds,
@@ -135,18 +143,28 @@ def check_same_work(setup: Setup, booster: lgb.Booster, x: NDArray[np.float64]) 
     ours = contributions(setup.spec, setup.frame)
     if not (np.array_equal(ours.values, bare[:, :-1]) and np.array_equal(ours.base, bare[:, -1])):
         raise NotSameWork("contributions differ from pred_contrib on the same booster and rows")
-    reasons = reason_codes(
-        ours, declined=setup.declined, k=setup.k, texts=setup.texts, protected=setup.protected
-    ).to_numpy()
+    frame = _reasons(setup, ours)
+    reasons = frame[[f"reason_code_{i + 1}" for i in range(setup.k)]].to_numpy()
     if (reasons[~setup.declined] != "").any() or (reasons[setup.declined, 0] == "").any():
         raise NotSameWork("reasons are not blank exactly for approved rows")
     eligible = [j for j, f in enumerate(ours.features) if f not in setup.protected]
+    codes = {e.feature: e.code for e in setup.catalogue.entries}
     for i in np.flatnonzero(setup.declined)[:CHECKED_ROWS]:
         ranked = sorted(eligible, key=lambda j: (-ours.values[i, j], j))[: setup.k]
-        expected = [setup.texts[ours.features[j]] for j in ranked]
-        expected += [""] * (setup.k - len(expected))
+        expected = [codes[ours.features[j]] for j in ranked if ours.values[i, j] > 0]
+        expected = (expected or ["GENERAL"]) + [""] * (setup.k - max(len(expected), 1))
         if reasons[i].tolist() != expected:
             raise NotSameWork(f"row {i}: reasons {reasons[i].tolist()} != {expected}")
+
+
+def _reasons(setup: Setup, contrib: Contributions) -> pd.DataFrame:
+    return reason_frame(
+        contrib,
+        setup.encoded,
+        declined=setup.declined,
+        catalogue=setup.catalogue,
+        protected=setup.protected,
+    )
 
 
 def bench_shap_cost(
@@ -173,22 +191,10 @@ def bench_shap_cost(
     contrib = contributions(spec, setup.frame)
 
     def reasons_only() -> object:
-        return reason_codes(
-            contrib,
-            declined=setup.declined,
-            k=setup.k,
-            texts=setup.texts,
-            protected=setup.protected,
-        )
+        return _reasons(setup, contrib)
 
     def with_reasons() -> object:
-        return reason_codes(
-            contributions(spec, setup.frame),
-            declined=setup.declined,
-            k=setup.k,
-            texts=setup.texts,
-            protected=setup.protected,
-        )
+        return _reasons(setup, contributions(spec, setup.frame))
 
     sides: dict[str, Callable[[], object]] = {
         "bare_pred_contrib": lambda: booster.predict(x, pred_contrib=True),
@@ -250,7 +256,7 @@ def bench_shap_cost(
             "shap_reason_codes",
             "SHAP + reason codes per 1k rows",
             samples["contributions_and_reasons"],
-            "contributions + reason_codes (vectorised selection, texts, DataFrame)",
+            "contributions + reason_frame (adverse selection, per-row wording, codes)",
         ),
     ]
     record = {

@@ -95,8 +95,9 @@ def retest(model_uri: str, data: Path, *, report_dir: Path | None = None) -> Ret
     """The same evidence as training, on a new labelled batch (it plays the test split)."""
     from creditgov.config import ConfigError
     from creditgov.stages import explain_settings
-    from evaluation.drift import ReferenceProfile
+    from evaluation.drift_reference import ReferenceProfile
     from evaluation.evidence import evaluate_batch
+    from evaluation.reasons import ReasonCatalogue
     from evaluation.report import write_report
     from training.data import load_dataset
     from training.models.spec import spec_from_state
@@ -117,6 +118,10 @@ def retest(model_uri: str, data: Path, *, report_dir: Path | None = None) -> Ret
         for_training=False,
     )
     reasons = bundle.state.get("reasons") or {}
+    if "catalogue" not in reasons:
+        raise ConfigError(
+            f"{model_uri}: the model was registered by an older creditgov whose reasons could name factors that helped the applicant; retrain it with this version"
+        )
     if bundle.reference is None:
         raise ConfigError(
             f"{model_uri}: the model has no reference_profile.json; retrain it with this version of creditgov"
@@ -128,8 +133,9 @@ def retest(model_uri: str, data: Path, *, report_dir: Path | None = None) -> Ret
         model_name=bundle.name,
         gates=config.gates,
         settings=explain_settings(config),
-        directions_=reasons.get("directions", {}),
-        texts=reasons.get("texts", {}),
+        catalogue=ReasonCatalogue.from_state(
+            reasons, {f.name: f.levels for f in spec.features if f.kind == "categorical"}
+        ),
         seed=config.seed,
     )
     reports: dict[str, str] = {}
@@ -148,13 +154,15 @@ def check_drift(
 ) -> DriftCheck:
     """Compare a new batch (no labels needed) with the model's training population."""
     from creditgov.stages import explain_settings
-    from evaluation.drift import ReferenceProfile, compare
+    from evaluation.drift import compare
+    from evaluation.drift_reference import ReferenceProfile
     from evaluation.report import write_drift_report
-    from training.data import numeric_batch, read_table
+    from training.data import numeric_batch
     from training.models.spec import spec_from_state
+    from training.reading import read_table
 
     if not data.is_file():  # before the model is fetched: a mistyped path fails at once
-        from training.data import DataError
+        from training.reading import DataError
 
         raise DataError(f"{data}: no such file; check the path given to --data")
     bundle, config = _bundle(model_uri)
@@ -168,14 +176,14 @@ def check_drift(
     frame = read_table(data, skip=config.data.pii)
     missing = [name for name in spec.feature_names if name not in frame.columns]
     if missing:
-        from training.data import DataError
+        from training.reading import DataError
 
         raise DataError(
             f"{data}: column {missing[0]!r} is missing from the batch ({len(missing)} missing); "
             f"drift needs every model feature: add it to the file (names are case-sensitive)"
         )
     if len(frame) == 0:
-        from training.data import DataError
+        from training.reading import DataError
 
         raise DataError(f"{data}: the batch has no rows; pass a file with data rows")
     numeric = [f.name for f in spec.features if f.kind != "categorical"]
@@ -210,7 +218,7 @@ def _refuse_text(frame: Any, numeric: list[str], data: Path) -> None:
     """
     import pandas as pd
 
-    from training.data import DataError
+    from training.reading import DataError
 
     for name in numeric:
         column = frame[name]

@@ -174,7 +174,7 @@ def run(
             spec = fitted.spec
 
             show.stage("Testing: metrics, SHAP reason codes, fairness, drift, gates")
-            evidence = stages.evaluate_model(config, fitted, splits)
+            evidence = stages.evaluate_model(config, fitted, splits, best_params)
             stages.log_evidence(client, run_id, spec, evidence)
 
             show.stage("Logging and registering the model")

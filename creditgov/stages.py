@@ -32,7 +32,8 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
     from evaluation.evidence import Evidence, ExplainSettings
-    from registry.pii_scan import PiiPurge, PiiScan
+    from registry.pii_purge import PiiPurge
+    from registry.pii_scan import PiiScan
     from training.models.base import ModelInputs
     from training.models.spec import Fitted, ModelSpec
     from training.tuning import TrialHook, TuneResult
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "REPORT_DIR",
     "Lineage",
+    "check_reason_texts",
     "check_trainer",
     "dataset_input",
     "evaluate_model",
@@ -100,7 +102,35 @@ def prepare(config: JobConfig) -> Splits:
         )
     except ParamsRefused as err:
         raise ConfigError(f"{config.error_prefix()}{err.key}: {err.reason}") from None
+    check_reason_texts(config, splits.train)
     return splits
+
+
+def check_reason_texts(config: JobConfig, train: Dataset) -> None:
+    """Each reason-catalogue entry fits its feature's kind: checked before any run.
+
+    An entry for a column that is not a feature (excluded, or not in this extract) is
+    left alone: one catalogue serves several models, and coverage shows what is missing.
+    """
+    from creditgov.config import ReasonText
+
+    cats = set(train.categorical)
+    for name, entry in config.evaluation.reason_texts.items():
+        key = f"{config.error_prefix()}evaluation.reason_texts.{name}"
+        if name not in train.feature_names:
+            continue
+        if not isinstance(entry, ReasonText):
+            if name not in cats and "{value}" in entry:
+                raise ConfigError(
+                    f"{key}: only a categorical text may quote the level as {{value}}"
+                )
+            continue
+        if name in cats and (entry.high or entry.low):
+            raise ConfigError(f"{key}: {name!r} is categorical: give {{code, text}}, not high/low")
+        if name not in cats and entry.text:
+            raise ConfigError(
+                f"{key}: {name!r} is numeric: give {{code, high, low, missing}}, not text"
+            )
 
 
 def param_sets(config: JobConfig) -> Iterator[tuple[str, Mapping[str, Any]]]:
@@ -264,7 +294,11 @@ def explain_settings(config: JobConfig) -> ExplainSettings:
     return ExplainSettings(
         shap_sample=ev.shap_sample,
         reason_codes=ev.reason_codes,
-        reason_texts=ev.reason_texts,
+        reason_texts={
+            name: entry if isinstance(entry, str) else entry.plain()
+            for name, entry in ev.reason_texts.items()
+        },
+        proxy_threshold=ev.proxy_threshold,
         monotone=config.model.monotone,
         protected=config.data.protected,
         fairness_bins=ev.fairness.bins,
@@ -276,9 +310,22 @@ def explain_settings(config: JobConfig) -> ExplainSettings:
     )
 
 
-def evaluate_model(config: JobConfig, fitted: Fitted, splits: Splits) -> Evidence:
-    """Every split measured, the model explained, the gates applied."""
+def evaluate_model(
+    config: JobConfig, fitted: Fitted, splits: Splits, best_params: Mapping[str, Any] | None = None
+) -> Evidence:
+    """Every split measured, the model explained, the gates applied.
+
+    The reasons' stability check compares the first reasons with those of the same model
+    refitted on a bootstrap resample of the training split (same parameters, same seed).
+    """
     from evaluation.evidence import evaluate
+
+    def refit() -> ModelSpec:
+        rng = np.random.default_rng(config.seed)
+        rows = rng.integers(0, splits.train.n_rows, size=splits.train.n_rows)
+        resampled = Splits(splits.method, splits.train.take(rows), splits.valid, splits.test)
+        inputs = get_kind(config.model.type).inputs(resampled)
+        return fit_final(config, inputs, best_params or {}).spec
 
     return evaluate(
         fitted.spec,
@@ -288,6 +335,7 @@ def evaluate_model(config: JobConfig, fitted: Fitted, splits: Splits) -> Evidenc
         settings=explain_settings(config),
         seed=config.seed,
         raw=fitted.raw,
+        refit=refit,
     )
 
 
@@ -335,11 +383,7 @@ def register_model(
 
     state = {
         **spec.state(),
-        "reasons": {
-            "k": config.evaluation.reason_codes,
-            "texts": dict(evidence.reason_texts),
-            "directions": dict(evidence.directions),
-        },
+        "reasons": evidence.catalogue.to_state(),
     }
     logged = log_scoring_model(
         state=state,
@@ -474,14 +518,14 @@ def scan_for_pii(
 
 
 def purge_leaked_run(client: MlflowClient, scan: PiiScan) -> PiiPurge:
-    """End the job's run FAILED, then purge what the scan read (`registry.pii_scan.purge_run`).
+    """End the job's run FAILED, then purge what the scan read (`registry.pii_purge.purge_run`).
 
     Ended here because a purged run can no longer be ended: the job's own failure
     handling then finds no active run to end, and deletes the model version as always.
     """
     import mlflow
 
-    from registry.pii_scan import purge_run
+    from registry.pii_purge import purge_run
 
     active = mlflow.active_run()
     if active is not None and active.info.run_id == scan.run_id:

@@ -10,29 +10,34 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
 from evaluation.bands import score_bands
-from evaluation.drift import DriftResult, ReferenceProfile, build_reference, compare
-from evaluation.explain import (
-    contributions,
-    directions,
-    global_importance,
-    monotonicity_violations,
-    plots,
-    reason_codes,
-    reason_texts,
-)
+from evaluation.drift import DriftResult, compare
+from evaluation.drift_reference import ReferenceProfile, build_reference
+from evaluation.explain import contributions, global_importance, monotonicity_violations, plots
 from evaluation.fairness import FairnessResult, assess_fairness
 from evaluation.gates import GateResult, GateSpec, check_gates
 from evaluation.metrics import decision_metrics, score_metrics
+from evaluation.proxy import ProxyResult, proxy_screen
+from evaluation.reasons import (
+    ReasonCatalogue,
+    ReasonChecks,
+    build_catalogue,
+    check_reasons,
+    reason_frame,
+)
 from training.data import Dataset
+from training.models.base import Contributions
 from training.models.spec import ModelSpec
 from training.split import Splits, SplitSummary
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "Evidence",
@@ -57,7 +62,9 @@ MONOTONE_GRID = 11
 class ExplainSettings:
     shap_sample: int = 5000
     reason_codes: int = 4
-    reason_texts: Mapping[str, str] = field(default_factory=dict)
+    #: feature -> a sentence, or a catalogue entry {code, high, low, missing} / {code, text}
+    reason_texts: Mapping[str, str | Mapping[str, str]] = field(default_factory=dict)
+    proxy_threshold: float = 0.7
     monotone: Mapping[str, int] = field(default_factory=dict)
     protected: Sequence[str] = ()
     fairness_bins: Mapping[str, Sequence[float]] = field(default_factory=dict)
@@ -94,8 +101,9 @@ class Evidence:
     reason_examples: pd.DataFrame
     monotonicity: Mapping[str, int]
     reference: ReferenceProfile
-    directions: Mapping[str, int]
-    reason_texts: Mapping[str, str]
+    catalogue: ReasonCatalogue
+    reason_checks: ReasonChecks
+    proxy: ProxyResult | None
     gates: GateResult
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -140,10 +148,11 @@ class Evidence:
                 "explainability": {
                     "importance": records(self.importance),
                     "monotonicity_violations": dict(self.monotonicity),
-                    "directions": dict(self.directions),
-                    "reason_texts": dict(self.reason_texts),
+                    "reason_catalogue": self.catalogue.to_state(),
+                    "reason_checks": self.reason_checks.to_json(),
                     "reason_examples": records(self.reason_examples),
                 },
+                "proxy_screen": None if self.proxy is None else self.proxy.to_json(),
                 "validation_status": self.validation_status,
                 "gates": self.gates.to_json(),
                 **self.extra,
@@ -200,6 +209,7 @@ def score_split(
     settings: ExplainSettings,
     monotonicity: Mapping[str, int] | None = None,
     probability: NDArray[np.float64] | None = None,
+    model_metrics: Mapping[str, float] | None = None,
 ) -> SplitEvidence:
     """Every number about one split: ranking, calibration, decisions, fairness, drift.
 
@@ -234,6 +244,7 @@ def score_split(
         metrics["score_psi"] = 0.0
     if monotonicity is not None:
         metrics["monotonicity_violations"] = float(sum(monotonicity.values()))
+    metrics.update(model_metrics or {})
     return SplitEvidence(
         name=name,
         rows=len(y),
@@ -255,11 +266,14 @@ def evaluate(
     settings: ExplainSettings,
     seed: int = 0,
     raw: Mapping[str, NDArray[np.float64]] | None = None,
+    refit: Callable[[], ModelSpec] | None = None,
 ) -> Evidence:
     """Measure `spec` on every split, explain it, and apply the gates.
 
     `raw` holds the model's uncalibrated probability of each split when the caller has
     them (the job scores every split once, `stages.fit_final`); missing ones are scored.
+    `refit` fits the comparison model of the reasons' stability check (the job refits
+    on a bootstrap resample); without it stability is NaN.
     """
     train = splits.train
     scored = {
@@ -278,14 +292,24 @@ def evaluate(
     sample_rows = np.sort(rng.choice(train.n_rows, size=n_sample, replace=False))
     sample = train.features.iloc[sample_rows].reset_index(drop=True)
     sample_contrib = contributions(spec, sample)
-    feature_directions = directions(spec, sample, sample_contrib, settings.monotone)
-    texts = reason_texts(
-        spec.feature_names, feature_directions, settings.reason_texts, train.categorical
-    )
+    catalogue = _catalogue(spec, sample, sample_contrib, settings)
     # A property of the model, not of a split: checked once, reported on every split.
     monotonicity = monotonicity_violations(
         spec, sample, settings.monotone, rows=MONOTONE_ROWS, grid=MONOTONE_GRID
     )
+    test_declined = scored["test"] >= spec.decision.threshold
+    checks = check_reasons(
+        spec,
+        splits.test.features,
+        test_declined,
+        catalogue=catalogue,
+        eligible=_eligible(sample_contrib, settings.protected),
+        protected=settings.protected,
+        refit=refit,
+        seed=seed,
+    )
+    proxy = _proxy(train, settings)
+    model_metrics = {**checks.metrics(), "proxy_max": proxy.proxy_max if proxy else 0.5}
 
     parts: dict[str, SplitEvidence] = {}
     for name, part in splits.parts().items():
@@ -299,9 +323,10 @@ def evaluate(
             settings=settings,
             monotonicity=monotonicity,
             probability=scored[name],
+            model_metrics=model_metrics,
         )
 
-    examples = _reason_examples_of(spec, splits.test, texts, settings, scored["test"])
+    examples = _reason_examples_of(spec, splits.test, catalogue, settings, scored["test"], proxy)
     gate_result = check_gates(gates, {n: p.metrics for n, p in parts.items()})
     return Evidence(
         model_name=model_name,
@@ -318,20 +343,57 @@ def evaluate(
         reason_examples=examples,
         monotonicity=monotonicity,
         reference=reference,
-        directions=feature_directions,
-        reason_texts=texts,
+        catalogue=catalogue,
+        reason_checks=checks,
+        proxy=proxy,
         gates=gate_result,
+    )
+
+
+def _catalogue(
+    spec: ModelSpec, sample: pd.DataFrame, contrib: Contributions, settings: ExplainSettings
+) -> ReasonCatalogue:
+    return build_catalogue(
+        sample,
+        contrib,
+        k=settings.reason_codes,
+        categorical={f.name: f.levels for f in spec.features if f.kind == "categorical"},
+        custom=settings.reason_texts,
+        monotone=settings.monotone,
+    )
+
+
+def _eligible(contrib: Contributions, protected: Sequence[str]) -> list[str]:
+    """Features that can be a reason: not protected, and pushing some sampled row toward decline."""
+    pushes = [bool(v) for v in np.any(np.asarray(contrib.values) > 0, axis=0)]
+    return [n for j, n in enumerate(contrib.features) if pushes[j] and n not in set(protected)]
+
+
+def _proxy(train: Dataset, settings: ExplainSettings) -> ProxyResult | None:
+    if train.protected is None or not len(train.protected.columns):
+        return None
+    return proxy_screen(
+        train.features,
+        train.protected.reset_index(drop=True),
+        categorical=train.categorical,
+        bins=settings.fairness_bins,
+        threshold=settings.proxy_threshold,
+        min_group_size=settings.min_group_size,
     )
 
 
 def _reason_examples_of(
     spec: ModelSpec,
     test: Dataset,
-    texts: Mapping[str, str],
+    catalogue: ReasonCatalogue,
     settings: ExplainSettings,
     probability: NDArray[np.float64] | None = None,
+    proxy: ProxyResult | None = None,
 ) -> pd.DataFrame:
-    """The riskiest declined rows with their reasons — identified by id only."""
+    """The riskiest declined rows with their reasons — identified by id only.
+
+    A reason whose feature the proxy screen flagged is marked "[proxy for <attribute>]".
+    """
     p = spec.probability(test.features) if probability is None else probability
     declined = p >= spec.decision.threshold
     order = np.argsort(-p, kind="stable")
@@ -344,13 +406,21 @@ def _reason_examples_of(
         return pd.DataFrame(columns=["id", "probability", "score", "decision"])
     rows = test.features.iloc[chosen].reset_index(drop=True)
     contrib = contributions(spec, rows)
-    reasons = reason_codes(
+    reasons = reason_frame(
         contrib,
+        catalogue.encoded(spec, rows),
         declined=np.ones(len(chosen), dtype=bool),
-        k=settings.reason_codes,
-        texts=texts,
+        catalogue=catalogue,
         protected=settings.protected,
     )
+    flagged = proxy.flagged if proxy is not None else {}
+    for i in range(catalogue.k):
+        codes = reasons[f"reason_code_{i + 1}"]
+        for feature, attributes in flagged.items():
+            code = catalogue.entry(feature).code if feature in catalogue.features else None
+            hit = codes == code
+            mark = f" [proxy for {', '.join(attributes)}]"
+            reasons.loc[hit, f"reason_{i + 1}"] = reasons.loc[hit, f"reason_{i + 1}"] + mark
     ids = (
         test.ids.iloc[chosen].astype(str).to_numpy()
         if test.ids is not None
@@ -365,7 +435,8 @@ def _reason_examples_of(
             "decision": scored["decision"],
         }
     )
-    return pd.concat([head, reasons.reset_index(drop=True)], axis=1)
+    texts = reasons[[f"reason_{i + 1}" for i in range(catalogue.k)]]
+    return pd.concat([head, texts.reset_index(drop=True)], axis=1)
 
 
 def evaluate_batch(
@@ -376,8 +447,7 @@ def evaluate_batch(
     model_name: str,
     gates: Sequence[GateSpec],
     settings: ExplainSettings,
-    directions_: Mapping[str, int],
-    texts: Mapping[str, str],
+    catalogue: ReasonCatalogue,
     seed: int = 0,
 ) -> Evidence:
     """Re-test a registered model on new labelled data (`creditgov evaluate`).
@@ -390,10 +460,20 @@ def evaluate_batch(
     rows = np.sort(rng.choice(dataset.n_rows, size=n_sample, replace=False))
     sample = dataset.features.iloc[rows].reset_index(drop=True)
     contrib = contributions(spec, sample)
+    catalogue = catalogue.ordered(contrib.features)
     monotonicity = monotonicity_violations(
         spec, sample, settings.monotone, rows=MONOTONE_ROWS, grid=MONOTONE_GRID
     )
     p = spec.probability(dataset.features)
+    checks = check_reasons(
+        spec,
+        dataset.features,
+        p >= spec.decision.threshold,
+        catalogue=catalogue,
+        eligible=_eligible(contrib, settings.protected),
+        protected=settings.protected,
+        seed=seed,
+    )
     part = score_split(
         spec,
         "test",
@@ -404,6 +484,7 @@ def evaluate_batch(
         settings=settings,
         monotonicity=monotonicity,
         probability=p,
+        model_metrics=checks.metrics(),
     )
     summary = SplitSummary(
         name="test",
@@ -425,10 +506,11 @@ def evaluate_batch(
         split_summary=(summary,),
         importance=global_importance(contrib),
         plots=plots(contrib, sample),
-        reason_examples=_reason_examples_of(spec, dataset, texts, settings, p),
+        reason_examples=_reason_examples_of(spec, dataset, catalogue, settings, p),
         monotonicity=monotonicity,
         reference=reference,
-        directions=dict(directions_),
-        reason_texts=dict(texts),
+        catalogue=catalogue,
+        reason_checks=checks,
+        proxy=None,
         gates=check_gates(gates, {"test": part.metrics}),
     )

@@ -1,10 +1,10 @@
-"""Why the model said what it said: per-row contributions, reason codes, monotonicity.
+"""Why the model said what it said: per-row contributions, global views, monotonicity.
 
-Three audiences read these numbers. The model-risk reviewer reads the global views
-(mean |SHAP|, beeswarm, dependence plots) in the report. The declined applicant reads the
-reason codes, which regulation (adverse-action notices) requires to name the factors that
-counted most against them. The gate reads `monotonicity_violations`, which says whether
-the model's explanations move in the direction the config declared.
+Two audiences read these numbers here. The model-risk reviewer reads the global views
+(mean |SHAP|, beeswarm, dependence plots) in the report. The gate reads
+`monotonicity_violations`, which says whether the model's explanations move in the
+direction the config declared. The declined applicant's reasons are built from the same
+contributions in `evaluation/reasons.py`.
 
 One sign convention throughout: a positive contribution pushes the row toward decline
 (credit) or review (fraud).
@@ -15,9 +15,6 @@ in raw log-odds of "bad" (the algorithm ``shap.TreeExplainer`` runs; a test pins
 equal), the scorecard's points lost against each characteristic's best bin, the
 logistic regression's terms against their training average. This module only reads
 them, whatever the kind.
-
-Reason-code selection (`reason_indices`) is pure numpy because the served model
-(`registry/scoring_model.py`, which may import nothing of ours) mirrors it line for line.
 
 shap, matplotlib and lightgbm are imported inside the functions that need them, so
 importing this module (the report, the gates, the CLI) stays cheap.
@@ -46,21 +43,13 @@ __all__ = [
     "MONOTONE_TOLERANCE",
     "Contributions",
     "contributions",
-    "directions",
     "global_importance",
     "monotonicity_violations",
     "plots",
-    "reason_codes",
-    "reason_indices",
-    "reason_texts",
 ]
 
 #: A SHAP step against the declared direction smaller than this is rounding, not a violation.
 MONOTONE_TOLERANCE = 1e-9
-#: Shown for a categorical feature: naming the level could disclose something sensitive.
-CATEGORICAL_TEXT = "{feature} indicates higher risk"
-HIGH_TEXT = "{feature} is too high"
-LOW_TEXT = "{feature} is too low"
 #: What the dependence plots show for a missing categorical value.
 MISSING_LEVEL = "(missing)"
 
@@ -72,150 +61,6 @@ def contributions(spec: ModelSpec, frame: pd.DataFrame) -> Contributions:
     costs what LightGBM's TreeSHAP costs and almost nothing more (benchmarks/shap_cost.py).
     """
     return spec.contributions(frame)
-
-
-def directions(
-    spec: ModelSpec,
-    frame: pd.DataFrame,
-    contrib: Contributions,
-    monotone: Mapping[str, int],
-) -> dict[str, int]:
-    """For each feature, +1 if a higher value is riskier, -1 if lower is, 0 if unordered.
-
-    This picks "too high" or "too low" for a reason text, so it is fixed once on the
-    reference sample and stored with the model: serving then says the same thing for the
-    same feature on every row. A declared ``model.monotone`` sign wins. Otherwise the sign
-    of the Spearman correlation between the feature's values and its contributions over
-    the rows where the value is present (rank-based, so a step-shaped tree effect counts
-    as fully monotone); no correlation at all (a feature the model never uses) reads as
-    +1. Categorical features have no order: 0.
-    """
-    if len(frame) != contrib.values.shape[0]:
-        raise ValueError(
-            f"frame has {len(frame)} rows but the contributions {contrib.values.shape[0]}"
-        )
-    kinds = {f.name: f.kind for f in spec.features}
-    out: dict[str, int] = {}
-    for j, name in enumerate(contrib.features):
-        if name in monotone:
-            out[name] = 1 if monotone[name] > 0 else -1
-        elif kinds.get(name, "numeric") == "categorical":
-            out[name] = 0
-        else:
-            x = pd.to_numeric(frame[name], errors="coerce").to_numpy(
-                dtype=np.float64, na_value=np.nan
-            )
-            present = ~np.isnan(x)
-            rho = _spearman(x[present], contrib.values[present, j])
-            out[name] = -1 if rho < 0 else 1
-    return out
-
-
-def _spearman(x: NDArray[np.float64], y: NDArray[np.float64]) -> float:
-    """Spearman's rho with average ranks; 0 where it is undefined (fewer than 2 rows, a constant)."""
-    from scipy.stats import rankdata
-
-    if x.size < 2:
-        return 0.0
-    rx, ry = rankdata(x), rankdata(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denominator = float(np.sqrt(np.sum(rx * rx) * np.sum(ry * ry)))
-    return float(np.sum(rx * ry)) / denominator if denominator > 0 else 0.0
-
-
-def reason_texts(
-    features: Sequence[str],
-    directions: Mapping[str, int],
-    custom: Mapping[str, str],
-    categorical: Sequence[str],
-) -> dict[str, str]:
-    """The sentence an applicant reads for each feature.
-
-    ``evaluation.reason_texts`` wins; else a categorical feature reads "<feature>
-    indicates higher risk" (never the level, which could be sensitive), a numeric one
-    "<feature> is too high" or "... too low" by its direction. A numeric feature without
-    a direction is an error rather than a guess, because the guess would be shown to
-    an applicant.
-    """
-    blank = [name for name in features if name in custom and not custom[name].strip()]
-    if blank:
-        raise ValueError(f"evaluation.reason_texts gives blank sentences for {blank}")
-    cats = set(categorical)
-    out: dict[str, str] = {}
-    for name in features:
-        if name in custom:
-            out[name] = custom[name]
-        elif name in cats:
-            out[name] = CATEGORICAL_TEXT.format(feature=name)
-        elif name not in directions:
-            raise ValueError(f"no direction for numeric feature {name!r}; see directions()")
-        else:
-            text = LOW_TEXT if directions[name] < 0 else HIGH_TEXT
-            out[name] = text.format(feature=name)
-    return out
-
-
-def reason_indices(
-    values: NDArray[np.float64], declined: NDArray[np.bool_], k: int
-) -> NDArray[np.intp]:
-    """Column indices of each row's reasons, -1 for a blank. The rule, exactly:
-
-    For a declined row, order the columns by contribution, largest first; equal
-    contributions keep column order (a stable sort of the negated values). The first
-    ``min(k, columns)`` are the reasons, so a decline always has reasons even when no
-    contribution is positive (the least negative then come first); slots beyond the
-    column count, and every slot of an approved row, are -1.
-
-    Vectorised (one stable argsort over the declined rows, no Python loop per row):
-    the selection must add next to nothing to the cost of ``pred_contrib``. The served
-    model repeats this function verbatim; keep it numpy only.
-    """
-    n, f = values.shape
-    out = np.full((n, k), -1, dtype=np.intp)
-    rows = np.flatnonzero(declined)
-    m = min(k, f)
-    if rows.size and m:
-        out[rows, :m] = np.argsort(-values[rows], axis=1, kind="stable")[:, :m]
-    return out
-
-
-def reason_codes(
-    contrib: Contributions,
-    *,
-    declined: NDArray[np.bool_],
-    k: int,
-    texts: Mapping[str, str],
-    protected: Sequence[str] = (),
-) -> pd.DataFrame:
-    """Columns ``reason_1`` .. ``reason_k``: the texts of `reason_indices`, "" when blank.
-
-    Protected attributes are never features, but a reason naming one would be unlawful,
-    so `protected` names are dropped before selection as a second guard; the remaining
-    features keep their order, so the tie rule is unchanged. Rows are positional (a
-    RangeIndex), in the order of `contrib`.
-    """
-    declined = np.asarray(declined, dtype=np.bool_)
-    if declined.shape != (contrib.values.shape[0],):
-        raise ValueError(
-            f"declined must hold one flag per row ({contrib.values.shape[0]}), got {declined.shape}"
-        )
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
-    blocked = set(protected)
-    keep = np.array(
-        [j for j, name in enumerate(contrib.features) if name not in blocked], dtype=np.intp
-    )
-    eligible = [contrib.features[j] for j in keep]
-    untexted = [name for name in eligible if name not in texts]
-    if untexted:
-        raise ValueError(f"no reason text for {untexted}; see reason_texts()")
-    values = contrib.values if keep.size == len(contrib.features) else contrib.values[:, keep]
-    if not np.isfinite(values[declined]).all():
-        raise ValueError("contributions of declined rows must be finite")
-    picked = reason_indices(values, declined, k)
-    sentences = np.array([*(texts[name] for name in eligible), ""], dtype=object)
-    # -1 (blank) indexes the trailing "".
-    return pd.DataFrame(sentences[picked], columns=[f"reason_{i + 1}" for i in range(k)])
 
 
 def monotonicity_violations(

@@ -78,6 +78,7 @@ __all__ = [
     "GroupMetrics",
     "assess_fairness",
     "band",
+    "groups_of",
 ]
 
 MISSING = "missing"
@@ -267,7 +268,7 @@ def _value_label(value: Any) -> str:
     return str(value)
 
 
-def _groups_of(
+def groups_of(
     attribute: str, column: pd.Series, edges: Sequence[float] | None
 ) -> tuple[NDArray[np.object_], list[str]]:
     """Group label of every row, and the labels present in display order."""
@@ -483,7 +484,7 @@ def assess_fairness(
     columns = protected.reset_index(drop=True)
     grouping: list[tuple[str, NDArray[np.object_], list[str]]] = []
     for name, column_name in zip(names, columns.columns, strict=True):
-        labels, order = _groups_of(name, columns[column_name], bins.get(name))
+        labels, order = groups_of(name, columns[column_name], bins.get(name))
         grouping.append((name, labels, order))
     if len(grouping) >= 2:
         # Only combinations present, ordered as the cartesian product of the attributes'

@@ -517,6 +517,16 @@ _ALL: tuple[Metric, ...] = (
     _evidence("demographic_parity_difference", False, "largest gap in selection rate (fairness)"),
     _evidence("equalized_odds_difference", False, "largest gap in TPR or FPR (fairness)"),
     _evidence("monotonicity_violations", False, "features breaking their monotone constraint"),
+    _evidence(
+        "reason_text_coverage", True, "share of features that can be a reason with a written text"
+    ),
+    _evidence(
+        "reason_faithfulness", True, "declines whose score rises when the first reason is undone"
+    ),
+    _evidence(
+        "reason_stability", True, "declines keeping their first reason after a bootstrap refit"
+    ),
+    _evidence("proxy_max", False, "largest AUC of one feature predicting a protected attribute"),
 )
 
 METRICS: Mapping[str, Metric] = types.MappingProxyType({m.name: m for m in _ALL})

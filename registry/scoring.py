@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -25,14 +24,19 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from creditgov.errors import BadInput, CreditgovError
+from creditgov.errors import CreditgovError
+from registry.scoring_errors import ScoringError
+from registry.scoring_errors import csv_error as _csv_error
+from registry.scoring_errors import plain as _plain
+from registry.scoring_errors import reason as _reason
+from registry.scoring_errors import safe_line as _safe_line
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
     from registry.governance.loading import VerifiedModel
 
-__all__ = ["DEFAULT_CHUNK_ROWS", "SUFFIXES", "ScoreSummary", "ScoringError", "score_file"]
+__all__ = ["DEFAULT_CHUNK_ROWS", "SUFFIXES", "ScoreSummary", "score_file"]
 
 DEFAULT_CHUNK_ROWS = 50_000
 SUFFIXES = (".csv", ".parquet")
@@ -50,10 +54,6 @@ _ARROW_TYPES = {
 
 #: Called with (rows scored so far, total rows or None when the format does not say).
 Progress = Callable[[int, int | None], None]
-
-
-class ScoringError(BadInput):
-    """Input that cannot be scored; one line naming the file and, where known, the column."""
 
 
 @dataclass(frozen=True)
@@ -506,113 +506,3 @@ class _Writer:
         if self._open:
             self._open = False
             self._writer.close()
-
-
-# -- messages ------------------------------------------------------------------------------
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-#: A quoted span of a library's message: what it quotes is usually the data.
-_QUOTED = re.compile(r"""(['"`]).*\1""")
-#: pyarrow's CSV messages: "Expected 3 columns, got 4: <the row's text>", and
-#: "In CSV column #2: CSV conversion error to double: invalid value '<the cell>'".
-_CSV_FIELDS = re.compile(r"Expected (\d+) columns, got (\d+)")
-_CSV_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+)")
-
-
-def _safe_line(err: BaseException) -> str:
-    """The first line of a library's message, cut before any row text and unquoted."""
-    line = _first_line(err)
-    line = re.split(r"(?<=\d): ", line, maxsplit=1)[0]  # "got 4: 1,Zhang Wei,…"
-    return _QUOTED.sub("…", line)[:200]
-
-
-def _csv_error(path: Path, header: list[str], err: pa.ArrowException) -> ScoringError:
-    """pyarrow's CSV error, without the row or cell text it quotes, and with the row."""
-    text = _first_line(err)
-    fields = _CSV_FIELDS.search(text)
-    if fields is not None:
-        want = int(fields.group(1))
-        row = _csv_row(path, lambda record: len(record) != want)
-        where = f"row {row}" if row else "a row"
-        return ScoringError(
-            f"{path}: {where} has {fields.group(2)} fields where the header has {want}; fix "
-            "that row (a stray delimiter, or a quote left open)"
-        )
-    conversion = _CSV_CONVERSION.search(text)
-    if conversion is not None and int(conversion.group(1)) < len(header):
-        at = int(conversion.group(1))
-        name = header[at]
-        if conversion.group(2) == "string":  # pyarrow checks text is UTF-8
-            row = _csv_row(path, lambda record: len(record) > at and _not_utf8(record[at]))
-            what, fix = "not UTF-8 text", "re-save the file as UTF-8"
-        else:
-            row = _csv_row(path, lambda record: len(record) > at and not _number(record[at]))
-            what, fix = "not a number", "fix or blank those cells"
-        where = f", row {row}" if row else ""
-        return ScoringError(f"{path}: column {name!r}{where}: {what}; {fix}")
-    return ScoringError(f"{path}: cannot read the file ({_safe_line(err)})")
-
-
-def _csv_row(path: Path, bad: Callable[[list[str]], bool]) -> int | None:
-    """The first data row (1-based, blank lines skipped as pyarrow skips them) that is `bad`."""
-    try:
-        with path.open(newline="", encoding="utf-8-sig", errors="surrogateescape") as handle:
-            records = csv.reader(handle)
-            next(records, None)  # the header
-            row = 0
-            for record in records:
-                if not record:
-                    continue
-                row += 1
-                if bad(record):
-                    return row
-    except (OSError, csv.Error):
-        return None
-    return None
-
-
-def _not_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # the bytes surrogateescape kept
-        return True
-    return False
-
-
-def _number(text: str) -> bool:
-    """Whether pyarrow reads `text` as a number (an empty cell is missing, so it counts)."""
-    if text == "":
-        return True
-    try:
-        pa.array([text], type=pa.string()).cast(pa.float64())
-    except pa.ArrowException:
-        return False
-    return True
-
-
-def _reason(err: BaseException, inputs: _Inputs) -> str:
-    """MLflow's schema refusal, as the feature it names: never its text, which quotes data.
-
-    MLflow's messages repeat the frame it was given and often the value it refused
-    ("Failed to convert value `…`"); only a name from the model's own inputs is taken out.
-    """
-    tail = str(err).rsplit("Error: ", 1)[-1]
-    named = [name for name, _ in inputs.features if name in tail]
-    if named:
-        name = max(named, key=len)  # "income" inside "annual_income" names the longer one
-        return (
-            f"the model's input schema refused column {name!r}; write that column as it was "
-            "in the training data"
-        )
-    return "the model's input schema refused these rows; write the columns as in the training data"
-
-
-def _plain(arrow: pa.DataType) -> str:
-    if pa.types.is_integer(arrow):
-        return "whole-number"
-    if pa.types.is_floating(arrow):
-        return "numeric"
-    return str(arrow)

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc.model import PythonModel
 
-FORMAT = "creditgov-scoring/2"
+FORMAT = "creditgov-scoring/3"
 # The signature is given explicitly when the model is logged; MLflow's advice to use
 # type hints instead is noise for every serving system that loads this file.
 warnings.filterwarnings("ignore", message=r".*type hints to the `predict` method.*")
@@ -81,11 +81,11 @@ class Booster:
         self.names = [f["name"] for f in features]
         self.booster = lightgbm.Booster(model_file=files["booster"])
 
-    def raw(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.booster.predict(encode(frame, self.features)), dtype=np.float64)
+    def raw(self, frame: pd.DataFrame, encoded: np.ndarray) -> np.ndarray:
+        return np.asarray(self.booster.predict(encoded), dtype=np.float64)
 
-    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
-        values = self.booster.predict(encode(frame, self.features), pred_contrib=True)
+    def contributions(self, frame: pd.DataFrame, encoded: np.ndarray) -> np.ndarray:
+        values = self.booster.predict(encoded, pred_contrib=True)
         return np.asarray(values, dtype=np.float64)[:, :-1]
 
 
@@ -119,13 +119,13 @@ class Additive:
             )
         return t["coefficient"] * values
 
-    def raw(self, frame: pd.DataFrame) -> np.ndarray:
+    def raw(self, frame: pd.DataFrame, encoded: np.ndarray) -> np.ndarray:
         logit = np.full(len(frame), self.intercept, dtype=np.float64)
         for t in self.terms:
             logit += self._term(t, frame[t["name"]])
         return 1.0 / (1.0 + np.exp(-logit))
 
-    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+    def contributions(self, frame: pd.DataFrame, encoded: np.ndarray) -> np.ndarray:
         out = np.empty((len(frame), len(self.terms)), dtype=np.float64)
         for j, t in enumerate(self.terms):
             out[:, j] = self._term(t, frame[t["name"]]) - t["ref"]
@@ -275,13 +275,105 @@ def check_state(state: Any) -> None:
         _fail("decision.below", " or ".join(map(repr, LABELS)))
     if rule.get("at_or_above") != LABELS[below]:
         _fail("decision.at_or_above", repr(LABELS[below]))
-    reasons = _dict(top.get("reasons") or {"k": 0, "texts": {}}, "reasons")
+    reasons = _dict(top.get("reasons") or {"k": 0, "catalogue": {}}, "reasons")
     k = reasons.get("k")
     if not isinstance(k, int) or isinstance(k, bool) or not 0 <= k <= MAX_REASONS:
         _fail("reasons.k", f"a whole number from 0 to {MAX_REASONS}")
-    texts = _dict(reasons.get("texts"), "reasons.texts")
-    if not (set(texts) <= names and all(isinstance(v, str) for v in texts.values())):
-        _fail("reasons.texts", "a map of feature names to sentences")
+    kinds = {f["name"]: f["kind"] for f in top["features"]}
+    for name, raw in _dict(reasons.get("catalogue", {}), "reasons.catalogue").items():
+        _check_reason(_dict(raw, "reasons.catalogue entry"), kinds.get(name))
+
+
+def _check_reason(e: dict[str, Any], kind: str | None) -> None:
+    """One catalogue entry: sentences are strings, the interval numbers or null."""
+    at = "reasons.catalogue entry"
+    if kind is None or e.get("kind") != kind:
+        _fail(f"{at}.kind", "the kind of a feature of the model")
+    _str(e.get("code"), f"{at}.code")
+    for key in ("missing", *(("high", "low") if kind == "numeric" else ("text",))):
+        if not isinstance(e.get(key), str):
+            _fail(f"{at}.{key}", "a sentence")
+    if kind == "categorical":
+        return
+    if e.get("fixed") not in (-1, 0, 1) or isinstance(e.get("fixed"), bool):
+        _fail(f"{at}.fixed", "-1, 0 or 1")
+    ends = [
+        None if e.get(key) is None else _num(e[key], f"{at}.{key}") for key in ("lower", "upper")
+    ]
+    if None not in ends and ends[0] > ends[1]:  # type: ignore[operator]
+        _fail(f"{at}.upper", "at least lower")
+
+
+def adverse_indices(values: np.ndarray, declined: np.ndarray, k: int) -> np.ndarray:
+    """`evaluation/reasons.py`'s rule, verbatim: the k largest contributions > 0, else -1."""
+    n, f = values.shape
+    out = np.full((n, k), -1, dtype=np.intp)
+    rows = np.flatnonzero(declined)
+    m = min(k, f)
+    if rows.size and m:
+        picked = np.argsort(-values[rows], axis=1, kind="stable")[:, :m]
+        adverse = np.take_along_axis(values[rows], picked, axis=1) > 0
+        out[rows, :m] = np.where(adverse, picked, -1)
+    return out
+
+
+def word_reasons(
+    picked: np.ndarray, encoded: np.ndarray, catalogue: dict[str, Any]
+) -> tuple[np.ndarray, np.ndarray]:
+    """`evaluation/reasons.py`'s wording, verbatim: the sentence and code of each slot."""
+    entries = list(catalogue.values())
+    flat: list[str] = []
+    offsets = np.empty(len(entries), dtype=np.intp)
+    for j, e in enumerate(entries):
+        offsets[j] = len(flat)
+        if e["kind"] == "numeric":
+            flat += [e["high"], e["low"], e["missing"]]
+        else:
+            flat += [e["text"].replace("{value}", level) for level in e["levels"]]
+            flat.append(e["missing"])
+    flat.append("")
+    texts_table = np.asarray(flat, dtype=object)
+    codes_table = np.asarray([e["code"] for e in entries] + [""], dtype=object)
+    is_cat = np.asarray([e["kind"] == "categorical" for e in entries] + [False])
+    fixed = np.asarray([e.get("fixed", 0) for e in entries] + [0], dtype=np.float64)
+    lower = np.asarray(
+        [-np.inf if e.get("lower") is None else e["lower"] for e in entries] + [-np.inf]
+    )
+    upper = np.asarray(
+        [np.inf if e.get("upper") is None else e["upper"] for e in entries] + [np.inf]
+    )
+    bounded = np.isfinite(lower) & np.isfinite(upper)
+    mid = (np.where(bounded, lower, 0.0) + np.where(bounded, upper, 0.0)) / 2
+    levels = np.asarray([len(e.get("levels", ())) for e in entries] + [0], dtype=np.intp)
+    blank = len(flat) - 1
+    n, k = picked.shape
+    texts = np.empty((n, k), dtype=object)
+    codes = np.empty((n, k), dtype=object)
+    rows = np.arange(n)
+    for s in range(k):
+        col = picked[:, s]
+        x = encoded[rows, np.maximum(col, 0)] if encoded.shape[1] else np.full(n, np.nan)
+        missing = np.isnan(x)
+        inside = np.where(
+            np.isinf(lower[col]), True, np.where(np.isinf(upper[col]), False, x >= mid[col])
+        )
+        high = np.where(
+            fixed[col] != 0,
+            fixed[col] > 0,
+            np.where(x >= upper[col], True, (x >= lower[col]) & inside),
+        )
+        numeric_variant = np.where(missing, 2, np.where(high, 0, 1))
+        level = np.where(missing, levels[col], np.where(is_cat[col], x, 0.0)).astype(np.intp)
+        variant = np.where(is_cat[col], level, numeric_variant)
+        index = np.where(col >= 0, offsets[np.maximum(col, 0)] + variant, blank)
+        texts[:, s] = texts_table[index]
+        codes[:, s] = codes_table[np.where(col >= 0, col, len(entries))]
+    return texts, codes
+
+
+#: `evaluation/reasons.py`'s answer for a decline on which no factor pushed toward decline.
+GENERAL_CODE = "GENERAL"
+GENERAL_TEXT = "Overall risk score is below the approval cut-off"
 
 
 class CreditScorer(PythonModel):
@@ -300,6 +392,20 @@ class CreditScorer(PythonModel):
         score = self.state["score"]
         self.factor = score["pdo"] / math.log(2.0)
         self.offset = score["base_score"] - self.factor * math.log(score["base_odds"])
+        reasons = self.state.get("reasons") or {"k": 0, "catalogue": {}}
+        self.k = int(reasons["k"])
+        by_name = {f["name"]: f for f in self.features}
+        given = reasons.get("catalogue", {})
+        if self.k and not set(self.form.names) <= set(given):
+            _fail("reasons.catalogue", "an entry for every feature the model uses")
+        # The catalogue in the order of the form's contributions, levels from the features.
+        self.catalogue = {
+            n: {**given[n], "levels": by_name[n].get("levels", [])}
+            for n in self.form.names
+            if n in given
+        }
+        names = [f["name"] for f in self.features]
+        self.columns = np.asarray([names.index(n) for n in self.form.names], dtype=np.intp)
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
         cal = self.state["calibration"]
@@ -311,34 +417,40 @@ class CreditScorer(PythonModel):
             return 1.0 / (1.0 + np.exp(-z))
         return raw
 
-    def probability(self, frame: pd.DataFrame) -> np.ndarray:
-        return self._calibrate(self.form.raw(frame))
+    def probability(self, frame: pd.DataFrame, encoded: np.ndarray | None = None) -> np.ndarray:
+        x = encode(frame, self.features) if encoded is None else encoded
+        return self._calibrate(self.form.raw(frame, x))
 
-    def contributions(self, frame: pd.DataFrame) -> np.ndarray:
+    def contributions(self, frame: pd.DataFrame, encoded: np.ndarray | None = None) -> np.ndarray:
         """Per-feature push toward decline: TreeSHAP (log-odds) or an additive term's push."""
-        return self.form.contributions(frame)
+        x = encode(frame, self.features) if encoded is None else encoded
+        return self.form.contributions(frame, x)
 
-    def reasons(self, frame: pd.DataFrame, declined: np.ndarray) -> pd.DataFrame:
-        """reason_1..k: the k features pushing hardest toward decline; blank for approvals.
+    def reasons(
+        self, frame: pd.DataFrame, declined: np.ndarray, encoded: np.ndarray | None = None
+    ) -> pd.DataFrame:
+        """reason_1..k then reason_code_1..k: only factors that pushed the row toward decline.
 
-        Largest contribution first, ties by feature order (a stable sort), so a decline
-        always has k reasons (or one per feature when there are fewer than k).
+        Largest contribution first (ties by feature order), only contributions > 0, worded
+        by where the row's value lies against the values that lower risk; blank for
+        approvals. A decline without any adverse factor reads GENERAL_TEXT first.
         """
-        spec = self.state.get("reasons") or {"k": 0, "texts": {}}
-        k = int(spec["k"])
-        names = self.form.names
-        texts = np.asarray([spec["texts"].get(n, n) for n in names] + [""], dtype=object)
-        out = np.full((len(frame), k), "", dtype=object)
+        k = self.k
+        x = encode(frame, self.features) if encoded is None else encoded
+        texts = np.full((len(frame), k), "", dtype=object)
+        codes = np.full((len(frame), k), "", dtype=object)
         rows = np.flatnonzero(declined)
         if k and len(rows):
-            contrib = self.contributions(frame.iloc[rows])
-            order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
-            if order.shape[1] < k:
-                pad = np.full((len(rows), k - order.shape[1]), len(names))
-                order = np.concatenate([order, pad], axis=1)
-            out[rows] = texts[order]
-        columns = [f"reason_{i + 1}" for i in range(k)]
-        return pd.DataFrame(out, columns=columns, index=frame.index, dtype=object)
+            part = x[rows]
+            contrib = self.contributions(frame.iloc[rows], part)
+            picked = adverse_indices(contrib, np.ones(len(rows), dtype=bool), k)
+            texts[rows], codes[rows] = word_reasons(picked, part[:, self.columns], self.catalogue)
+            general = rows[picked[:, 0] < 0]
+            texts[general, 0], codes[general, 0] = GENERAL_TEXT, GENERAL_CODE
+        columns = [f"reason_{i + 1}" for i in range(k)] + [f"reason_code_{i + 1}" for i in range(k)]
+        return pd.DataFrame(
+            np.concatenate([texts, codes], axis=1), columns=columns, index=frame.index, dtype=object
+        )
 
     def predict(self, context, model_input, params=None):
         # No annotations here: MLflow would read them as a schema; the signature is explicit.
@@ -346,7 +458,8 @@ class CreditScorer(PythonModel):
         missing = [f["name"] for f in self.features if f["name"] not in frame.columns]
         if missing:
             raise ValueError(f"missing required column(s): {', '.join(missing)}")
-        p = self.probability(frame)
+        x = encode(frame, self.features)
+        p = self.probability(frame, x)
         q = np.clip(p, _EPS, 1 - _EPS)
         rule = self.state["decision"]
         declined = p >= rule["threshold"]
@@ -363,7 +476,7 @@ class CreditScorer(PythonModel):
             },
             index=frame.index,
         )
-        return pd.concat([scored, self.reasons(frame, declined)], axis=1)
+        return pd.concat([scored, self.reasons(frame, declined, x)], axis=1)
 
 
 mlflow.models.set_model(CreditScorer())

@@ -248,3 +248,62 @@ def test_relative_data_source_resolves_against_the_config_folder(
     config = load_config(Path("..") / path.name)  # the config from another folder
     assert config.data.source == (tmp_path / "data" / "credit.parquet").resolve()
     assert config.data.source.is_file()
+
+
+# ----------------------------------------------------------------------------- reason catalogue
+
+
+def _reasons(credit_job: CreditJob, texts: Mapping[str, Any], monotone: Mapping[str, int]) -> Path:
+    return credit_job(
+        config_updates={"evaluation": {"reason_texts": texts}, "model": {"monotone": monotone}}
+    )
+
+
+def test_a_catalogue_entry_loads_beside_plain_sentences(credit_job: CreditJob) -> None:
+    texts = {
+        "debt_to_income": {"code": "R01", "high": "Debt is high relative to income"},
+        "home_ownership": {"code": "R07", "text": "Housing: {value}"},
+        "n_inquiries_6m": "Many recent credit applications",
+    }
+    config = load_config(_reasons(credit_job, texts, {"debt_to_income": 1}))
+    entry = config.evaluation.reason_texts["debt_to_income"]
+    assert not isinstance(entry, str)
+    assert (
+        entry.plain().items() >= {"code": "R01", "high": "Debt is high relative to income"}.items()
+    )
+    assert config.evaluation.reason_texts["n_inquiries_6m"] == "Many recent credit applications"
+
+
+@pytest.mark.parametrize(
+    ("texts", "monotone", "expected"),
+    [
+        ({"bureau_score": {"code": "R02", "high": "Bureau score is high"}}, {"bureau_score": -1},
+         "evaluation.reason_texts.bureau_score.high: model.monotone declares 'bureau_score' -1"),
+        ({"debt_to_income": "Debt is too low"}, {"debt_to_income": 1},
+         "evaluation.reason_texts.debt_to_income: the text says low, but model.monotone declares"),
+        ({"annual_income": {"low": "Income is short", "missing": "Income not given"}},
+         {"annual_income": 1}, "evaluation.reason_texts.annual_income.low"),
+    ],
+)  # fmt: skip
+def test_a_text_against_the_declared_direction_is_refused_at_load(
+    credit_job: CreditJob, texts: Mapping[str, Any], monotone: Mapping[str, int], expected: str
+) -> None:
+    assert expected in config_error(_reasons(credit_job, texts, monotone))
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"code": "R1"}, "give at least one of high, low, missing"),
+        ({"high": "Too high: {feature.__class__}"}, "evaluation.reason_texts.debt_to_income"),
+        ({"high": "Amount {value}"}, "only a categorical text may quote the level"),
+        ({"text": "a", "high": "b"}, "not both"),
+        ({"code": "R 1", "high": "x"}, "evaluation.reason_texts.debt_to_income"),
+    ],
+)
+def test_malformed_catalogue_entries_name_the_key(
+    credit_job: CreditJob, entry: Mapping[str, Any], expected: str
+) -> None:
+    # bill_amount: a name the shipped catalogue does not hold, so nothing is merged in.
+    message = config_error(_reasons(credit_job, {"bill_amount": entry}, {}))
+    assert expected.replace("debt_to_income", "bill_amount") in message

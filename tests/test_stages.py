@@ -80,7 +80,7 @@ def test_the_drift_reference_and_the_test_evidence_come_from_their_own_splits(
     that split's — both would look plausible computed on another split."""
     from sklearn.metrics import roc_auc_score
 
-    from evaluation.drift import build_reference
+    from evaluation.drift_reference import build_reference
 
     config = load_config(
         credit_job(

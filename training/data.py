@@ -2,16 +2,14 @@
 
 All checks of the data happen here, where it enters (sklearn's `check_consistent_length`
 habit): the stages after this trust a `Dataset`. Personal-data columns are never read
-from the file at all, so they cannot leak into a param, a tag or an artifact later.
+from the file at all, so they cannot leak into a param, a tag or an artifact later. The
+file itself is read, and its header checked, by `training/reading.py`.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
-import os
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,13 +17,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from creditgov.errors import BadInput
+from training.reading import DataError, read_table
+from training.reading import read_header as _header
 
-__all__ = ["DataError", "Dataset", "DroppedColumn", "load_dataset", "numeric_batch", "read_table"]
+__all__ = ["Dataset", "DroppedColumn", "load_dataset", "numeric_batch"]
 
 log = logging.getLogger(__name__)
 # A library does not decide where warnings go: without this, logging's last-resort handler
@@ -37,10 +34,6 @@ MAX_LEVELS = 10_000
 #: Share of a string column's values that look like numbers before we call it a numeric
 #: column with stray text in it rather than a categorical.
 NUMERIC_LOOKING = 0.9
-
-
-class DataError(BadInput):
-    """Data that cannot be trained on; one line naming the file and column, and the fix."""
 
 
 @dataclass(frozen=True)
@@ -94,117 +87,6 @@ class Dataset:
             time=pick(self.time),
             groups=pick(self.groups),
         )
-
-
-# ----------------------------------------------------------------------------- reading
-
-
-def read_table(
-    path: Path, *, skip: Sequence[str] = (), columns: Sequence[str] | None = None
-) -> pd.DataFrame:
-    """Read CSV or Parquet, never loading the columns in `skip` (personal data).
-
-    Links are resolved before the file type is checked: `apps.csv` linking to a system
-    file is refused for what it points at, not accepted for its name.
-    """
-    if not path.is_file():
-        raise DataError(
-            f"{path}: no such data file; check data.source (relative paths resolve against the config's folder)"
-        )
-    target = path.resolve()
-    linked = target != Path(os.path.abspath(path))
-    if linked and target.suffix.lower() not in {".csv", ".parquet"}:
-        raise DataError(
-            f"{path}: a link to a file that is not a .csv or .parquet table; point data.source "
-            f"at the table itself"
-        )
-    suffix = path.suffix.lower()
-    skipped = set(skip)
-    try:
-        if suffix == ".parquet":
-            try:
-                names = pq.read_schema(path).names
-            except (pa.ArrowInvalid, OSError) as err:
-                raise DataError(
-                    f"{path}: not a readable Parquet file ({_short(err)}); write it with pandas.to_parquet or use .csv"
-                ) from None
-            _refuse_ambiguous_names(path, names)
-            wanted = [c for c in names if c not in skipped and (columns is None or c in columns)]
-            frame = pq.read_table(path, columns=wanted).to_pandas()
-        elif suffix == ".csv":
-            _refuse_ambiguous_names(path, _csv_header(path))
-            frame = pd.read_csv(
-                path,
-                usecols=lambda c: c not in skipped and (columns is None or c in columns),
-                encoding="utf-8",
-                low_memory=False,
-            )
-        else:
-            raise DataError(
-                f"{path}: unsupported file type {suffix or '(none)'!r}; use .csv or .parquet"
-            )
-    except pd.errors.EmptyDataError:
-        raise DataError(f"{path}: the file is empty; it needs a header row and data rows") from None
-    except UnicodeDecodeError as err:
-        raise DataError(
-            f"{path}: not UTF-8 text (found byte 0x{err.object[err.start]:02x}, e.g. a Latin-1 or "
-            f"Windows-1252 export); re-save the file as UTF-8"
-        ) from None
-    except (pd.errors.ParserError, csv.Error) as err:
-        raise DataError(
-            f"{path}: malformed CSV ({_short(err)}); check quoting and column counts"
-        ) from None
-    return frame
-
-
-def _header(path: Path) -> list[str]:
-    """Every column name in the file, personal-data ones included, without reading rows."""
-    if path.suffix.lower() == ".parquet":
-        return list(pq.read_schema(path).names)
-    return _csv_header(path)
-
-
-def _csv_header(path: Path) -> list[str]:
-    """A CSV file's column names as written; [] for a file without any.
-
-    Read with the csv module because pandas renames a repeated name (`x`, `x.1`), which
-    would hide it. The first non-blank line is the header, as for pandas, and a UTF-8
-    byte-order mark is not part of the first name.
-    """
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        for row in csv.reader(handle):
-            if row:
-                return row
-    return []
-
-
-def _refuse_ambiguous_names(path: Path, names: Sequence[str]) -> None:
-    """Refuse a header in which a name is repeated, or two differ only in case or in
-    spaces around them (`Income`, `income `).
-
-    pandas would keep the second copy of a repeated name as `x.1`, a feature nobody
-    named; and names that differ only that way are one column to the person reading
-    them, so config keys, reasons and the report could point at the wrong one.
-    """
-    counts = Counter(names)
-    for name, count in counts.items():
-        if count > 1:
-            raise DataError(
-                f"{path}: column {name!r} appears {count} times in the header; each column "
-                f"needs its own name: rename or drop the extra copies"
-            )
-    seen: dict[str, str] = {}
-    for name in names:
-        first = seen.setdefault(name.strip().casefold(), name)
-        if first != name:
-            raise DataError(
-                f"{path}: columns {first!r} and {name!r} differ only in case or surrounding "
-                f"spaces; rename one of them so the names tell the columns apart"
-            )
-
-
-def _short(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
 
 
 # ----------------------------------------------------------------------------- loading

@@ -16,7 +16,8 @@ import pandas as pd
 from numpy.typing import NDArray
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
-from training.data import DataError, Dataset
+from training.data import Dataset
+from training.reading import DataError
 
 __all__ = ["MIN_CLASS_ROWS", "SplitSummary", "Splits", "split_dataset"]
 

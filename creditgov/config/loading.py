@@ -211,6 +211,12 @@ def _describe(err: ValidationError, path: Path, raw: Mapping[str, Any]) -> str:
     """One line for the first problem: file, dotted key, what is wrong and what to do."""
     first = err.errors()[0]
     loc = [str(p) for p in first["loc"]]
+    # A reason_texts value is a sentence or an entry; pydantic names the branch in loc.
+    loc = [
+        p
+        for i, p in enumerate(loc)
+        if not (i >= 2 and loc[i - 2] == "reason_texts" and p in ("entry", "sentence"))
+    ]
     key = ".".join(loc)
     kind = first["type"]
     if kind == "extra_forbidden":

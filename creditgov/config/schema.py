@@ -19,8 +19,10 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     PrivateAttr,
+    Tag,
     field_validator,
     model_validator,
 )
@@ -38,6 +40,7 @@ __all__ = [
     "GateConfig",
     "JobConfig",
     "ModelConfig",
+    "ReasonText",
     "RegistryConfig",
     "ScoreConfig",
     "SearchParam",
@@ -255,10 +258,86 @@ class DriftConfig(_Strict):
     bins: Annotated[int, Field(ge=2, le=100)] = 10
 
 
+#: A sentence an applicant reads: one line, not blank, no placeholder but {value}.
+Sentence = Annotated[
+    str, Field(min_length=1, max_length=300, pattern=r"^[^\n{}]*(\{value\}[^\n{}]*)*$")
+]
+
+
+class ReasonText(_Strict):
+    """A reason-catalogue entry: numeric {code, high, low, missing}, categorical {code, text}."""
+
+    code: (
+        Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")] | None
+    ) = None
+    high: Sentence | None = None
+    low: Sentence | None = None
+    missing: Sentence | None = None
+    text: Sentence | None = None
+
+    @model_validator(mode="after")
+    def _some_text(self) -> ReasonText:
+        if not any((self.high, self.low, self.missing, self.text)):
+            raise ValueError(
+                "give at least one of high, low, missing (numeric) or text (categorical)"
+            )
+        if self.text is not None and (self.high is not None or self.low is not None):
+            raise ValueError(
+                "text is for a categorical feature, high/low for a numeric one: not both"
+            )
+        for key in ("high", "low", "missing"):
+            if "{value}" in (getattr(self, key) or ""):
+                raise ValueError(f"{key}: only a categorical text may quote the level as {{value}}")
+        return self
+
+    def plain(self) -> dict[str, str]:
+        return self.model_dump(exclude_none=True)
+
+
+def _reason_kind(value: Any) -> str:
+    return "entry" if isinstance(value, dict | ReasonText) else "sentence"
+
+
+#: A reason_texts value: a plain sentence, or a catalogue entry (a mapping).
+ReasonEntry = Annotated[
+    Annotated[Sentence, Tag("sentence")] | Annotated[ReasonText, Tag("entry")],
+    Discriminator(_reason_kind),
+]
+
+#: Words that say a value is too low / too high, for the direction check of monotone features.
+_LOW_WORDS = re.compile(
+    r"\b(low|lower|too few|few|fewer|short|shorter|little|insufficient|not enough|lack|limited|small)\b",
+    re.IGNORECASE,
+)
+_HIGH_WORDS = re.compile(
+    r"\b(high|higher|many|more|much|long|excessive|large|too many|too much)\b", re.IGNORECASE
+)
+
+
+def _direction_problem(feature: str, sign: int, entry: str | ReasonText) -> str | None:
+    """Why a reason text contradicts `model.monotone` (sign +1: risk rises), or None."""
+    key = f"evaluation.reason_texts.{feature}"
+    adverse, opposite = ("high", "low") if sign > 0 else ("low", "high")
+    declared = f"model.monotone declares {feature!r} {sign:+d} (only a {adverse} value counts against an applicant)"
+    if isinstance(entry, ReasonText) and getattr(entry, opposite) is not None:
+        return f"{key}.{opposite}: {declared}, so this text could never be shown; remove it or fix model.monotone"
+    texts = (
+        [entry] if isinstance(entry, str) else [t for t in (entry.high, entry.low, entry.text) if t]
+    )
+    wrong, right = (_LOW_WORDS, _HIGH_WORDS) if sign > 0 else (_HIGH_WORDS, _LOW_WORDS)
+    for text in texts:
+        if wrong.search(text) and not right.search(text):
+            return (
+                f"{key}: the text says {opposite}, but {declared}; reword it or fix model.monotone"
+            )
+    return None
+
+
 class EvaluationConfig(_Strict):
     shap_sample: Annotated[int, Field(ge=10, le=MAX_ROWS)] = 5000
     reason_codes: Annotated[int, Field(ge=1, le=10)] = 4
-    reason_texts: dict[str, str] = Field(default_factory=dict)
+    reason_texts: dict[str, ReasonEntry] = Field(default_factory=dict)
+    proxy_threshold: Annotated[float, Field(gt=0.5, le=1.0)] = 0.7
     fairness: FairnessConfig = Field(default_factory=FairnessConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
 
@@ -334,6 +413,11 @@ class JobConfig(_Strict):
                     f"model.monotone names {feature!r}, a protected/pii column; "
                     f"those are never features"
                 )
+        for feature, sign in self.model.monotone.items():
+            entry = self.evaluation.reason_texts.get(feature)
+            problem = None if entry is None else _direction_problem(feature, sign, entry)
+            if problem:
+                raise ValueError(problem)
         return self
 
 

@@ -56,7 +56,8 @@ METRIC_ORDER = (
     "precision_at_top_1pct", "approval_rate", "bad_rate_approved", "precision", "recall",
     "true_positives", "false_positives", "true_negatives", "false_negatives", "psi_max", "score_psi",
     "selection_rate_ratio", "demographic_parity_difference", "equalized_odds_difference",
-    "monotonicity_violations",
+    "monotonicity_violations", "reason_text_coverage", "reason_faithfulness", "reason_stability",
+    "proxy_max",
 )  # fmt: skip
 
 
@@ -165,11 +166,13 @@ def _gates(evidence: Evidence) -> Table | None:
 
 def _explainability(evidence: Evidence) -> dict[str, Any]:
     shap_plots = evidence.plots
-    texts = pd.DataFrame(
-        {
-            "feature": list(evidence.reason_texts),
-            "reason text": list(evidence.reason_texts.values()),
-        }
+    checks = evidence.reason_checks
+    flagged = evidence.proxy.flagged if evidence.proxy is not None else {}
+    first = checks.first.assign(
+        feature=[
+            f"{f} [proxy for {', '.join(flagged[f])}]" if f in flagged else f
+            for f in checks.first["feature"]
+        ]
     )
     mono = pd.DataFrame(
         {"feature": list(evidence.monotonicity), "violations": list(evidence.monotonicity.values())}
@@ -184,9 +187,63 @@ def _explainability(evidence: Evidence) -> dict[str, Any]:
         "examples": table(
             examples, left=[c for c in examples.columns if c not in {"probability", "score"}]
         ),
-        "texts": table(texts, left=["feature", "reason text"]),
+        "first": table(first, left=["code", "feature", "texts"]),
+        "checks": table(
+            pd.DataFrame(
+                [
+                    ("reason_text_coverage", checks.coverage),
+                    ("reason_faithfulness", checks.faithfulness),
+                    ("reason_stability", checks.stability),
+                    ("declines on test", checks.declines),
+                    ("declines without an adverse factor", checks.general),
+                ],
+                columns=["check", "value"],
+            ),
+            left=["check"],
+        ),
+        "uncovered": list(checks.uncovered),
         "monotonicity": table(mono, left=["feature"]) if len(mono) else None,
     }
+
+
+def _proxies(evidence: Evidence) -> dict[str, Any] | None:
+    """The proxy screen: every pair at or over the threshold, and the strongest pairs."""
+    proxy = evidence.proxy
+    if proxy is None or not len(proxy.table):
+        return None
+    shown = proxy.table[proxy.table["proxy"]]
+    if not len(shown):
+        shown = proxy.table.head(5)
+    classes = shown["proxy"].map({True: "bad", False: ""})
+    return {
+        "threshold": proxy.threshold,
+        "flagged": sorted(proxy.flagged),
+        "table": table(shown, left=["feature", "attribute", "group", "proxy"], row_class=classes),
+    }
+
+
+def _summary_flags(evidence: Evidence) -> list[str]:
+    """What the summary warns a reviewer of before any number: texts, proxies, reasons."""
+    flags = []
+    uncovered = evidence.reason_checks.uncovered
+    if evidence.task == "credit_scoring" and uncovered:
+        names = ", ".join(uncovered[:8]) + (" …" if len(uncovered) > 8 else "")
+        flags.append(
+            f"{len(uncovered)} feature(s) that can be a reason have no written reason text and "
+            f"would reach applicants as column names: {names} (evaluation.reason_texts)"
+        )
+    if evidence.proxy is not None and evidence.proxy.flagged:
+        flags.append(
+            "proxy screen: "
+            + "; ".join(f"{f} predicts {', '.join(a)}" for f, a in evidence.proxy.flagged.items())
+            + f" (AUC ≥ {evidence.proxy.threshold:g})"
+        )
+    if evidence.reason_checks.general:
+        flags.append(
+            f"{evidence.reason_checks.general} test decline(s) have no adverse factor: the "
+            "cut-off declines applicants of below-average risk"
+        )
+    return flags
 
 
 def _fairness(evidence: Evidence) -> dict[str, Any] | None:
@@ -252,6 +309,8 @@ def report_context(evidence: Evidence, lineage: Mapping[str, Any]) -> dict[str, 
         "calibration": Figure("calibration", plots.calibration_plot(evidence)),
         "explain": _explainability(evidence),
         "fairness": _fairness(evidence),
+        "proxies": _proxies(evidence),
+        "flags": _summary_flags(evidence),
         "drift": _drift(test.drift),
     }
 

@@ -16,7 +16,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from creditgov.job import run
-from evaluation.explain import contributions, reason_codes
+from evaluation.explain import contributions
+from evaluation.reasons import ReasonCatalogue, reason_frame
+from tests.reason_checks import assert_only_adverse_reasons, codes_to_features
 from training.models.calibration import Calibration
 from training.models.encoding import FeatureSpec, encode
 from training.models.spec import spec_from_state
@@ -124,6 +126,7 @@ def test_credit_lightgbm_job_trains_tunes_logs_and_registers(
         "score",
         "decision",
         *(f"reason_{i}" for i in range(1, 5)),
+        *(f"reason_code_{i}" for i in range(1, 5)),
     ]
 
     # The same numbers from the training-side code path (a separate implementation).
@@ -143,22 +146,34 @@ def test_credit_lightgbm_job_trains_tunes_logs_and_registers(
     order = np.argsort(expected)
     assert np.all(np.diff(served["score"].to_numpy()[order]) <= 0.01), "higher PD, lower score"
 
-    # Reason codes: the served file's selection equals evaluation.explain's on the same rows.
+    # Reason codes: only adverse factors, checked against bare LightGBM TreeSHAP ...
     declined = (served["decision"] == "decline").to_numpy()
     assert declined.any() and (~declined).any()
-    assert (served.loc[~declined, "reason_1"] == "").all()
-    assert (served.loc[declined, [f"reason_{i}" for i in range(1, 5)]] != "").all().all()
+    bare = lgb.Booster(model_str=text).predict(encode(rows, specs), pred_contrib=True)[:, :-1]
+    names = [f["name"] for f in state["features"]]
+    checked = assert_only_adverse_reasons(
+        served, bare, names, codes_to_features(state), declined_label="decline", k=4
+    )
+    assert checked == int(declined.sum())
+    # ... and the served file's selection and wording equal evaluation.reasons' on the same rows.
     spec = spec_from_state(state, {"booster": text})
-    contrib = contributions(spec, rows.reset_index(drop=True))
-    expected_reasons = reason_codes(
-        contrib, declined=declined, k=4, texts=state["reasons"]["texts"]
+    rows = rows.reset_index(drop=True)
+    contrib = contributions(spec, rows)
+    catalogue = ReasonCatalogue.from_state(
+        state["reasons"], {f.name: f.levels for f in specs if f.kind == "categorical"}
+    ).ordered(contrib.features)
+    expected_reasons = reason_frame(
+        contrib,
+        catalogue.encoded(spec, rows),
+        declined=declined,
+        catalogue=catalogue,
     )
     pd.testing.assert_frame_equal(
-        served[[f"reason_{i}" for i in range(1, 5)]].reset_index(drop=True),
+        served[list(expected_reasons.columns)].reset_index(drop=True),
         expected_reasons,
         check_dtype=False,
     )
-    assert not {"sex", "age"} & set(state["reasons"]["texts"])
+    assert not {"sex", "age"} & set(state["reasons"]["catalogue"])
 
 
 def test_same_config_and_data_give_the_same_model(shipped_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -196,6 +211,20 @@ def test_scorecard_job_logs_a_points_table(shipped_config, tmp_path: Path) -> No
     assert result.metrics["test"]["auc"] > 0.7
     model = mlflow.pyfunc.load_model(result.model_uri)
     assert set(model.predict(pd.DataFrame(model.input_example)).decision) <= {"approve", "decline"}
+    # Reasons: points below each characteristic's best bin, from the training-side code.
+    local = Path(
+        mlflow.artifacts.download_artifacts(result.model_uri, dst_path=str(tmp_path / "m"))
+    )
+    state = json.loads(next(local.rglob("state.json")).read_text())
+    spec = spec_from_state(state, {})
+    rows = pd.read_parquet(Path(config.data.source)).tail(1500).reset_index(drop=True)
+    served = model.predict(rows)
+    contrib = contributions(spec, rows)
+    checked = assert_only_adverse_reasons(
+        served, contrib.values, contrib.features, codes_to_features(state),
+        declined_label="decline", k=config.evaluation.reason_codes,
+    )  # fmt: skip
+    assert checked > 50
 
 
 def test_fraud_job_uses_a_cost_threshold_and_fraud_labels(shipped_config, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
@@ -206,6 +235,15 @@ def test_fraud_job_uses_a_cost_threshold_and_fraud_labels(shipped_config, data_d
     rows = pd.read_parquet(data_dir / "transactions.parquet").head(2000)
     scored = mlflow.pyfunc.load_model(result.model_uri).predict(rows)
     assert set(scored.decision) <= {"allow", "review"}
+    local = Path(mlflow.artifacts.download_artifacts(result.model_uri))
+    state = json.loads(next(local.rglob("state.json")).read_text())
+    spec = spec_from_state(state, {"booster": next(local.rglob("model.txt")).read_text()})
+    contrib = contributions(spec, rows.reset_index(drop=True))
+    checked = assert_only_adverse_reasons(
+        scored, contrib.values, contrib.features, codes_to_features(state),
+        declined_label="review", k=config.evaluation.reason_codes,
+    )  # fmt: skip
+    assert checked > 0
     assert (
         "card_id"
         not in mlflow.pyfunc.load_model(result.model_uri).metadata.get_input_schema().input_names()

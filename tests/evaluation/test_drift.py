@@ -13,14 +13,8 @@ import pytest
 from scipy import stats
 
 from evaluation import drift
-from evaluation.drift import (
-    DriftResult,
-    FeatureProfile,
-    ReferenceProfile,
-    build_reference,
-    compare,
-    psi,
-)
+from evaluation.drift import DriftResult, compare, psi
+from evaluation.drift_reference import FeatureProfile, ReferenceProfile, build_reference
 
 N = 20_000
 

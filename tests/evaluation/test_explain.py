@@ -9,18 +9,13 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import spearmanr
 
 from evaluation.explain import (
     Contributions,
     contributions,
-    directions,
     global_importance,
     monotonicity_violations,
     plots,
-    reason_codes,
-    reason_indices,
-    reason_texts,
 )
 from tests.training.helpers import credit_splits
 from training.models.encoding import encode
@@ -130,128 +125,6 @@ def test_scorecard_contributions_are_points_below_each_best_bin(
 def test_contributions_refuse_a_frame_without_the_models_features(lgbm: ModelSpec) -> None:
     with pytest.raises(ValueError, match="bureau_score"):
         contributions(lgbm, pd.DataFrame({"annual_income": [1.0]}))
-
-
-# --- directions and texts ------------------------------------------------------------------
-
-
-def test_directions_take_the_declared_sign_else_the_spearman_sign(
-    lgbm: ModelSpec, splits: Splits
-) -> None:
-    rows = splits.test.features
-    contrib = contributions(lgbm, rows)
-    # Declaring annual_income +1 overrides whatever the data say.
-    declared = {**MONOTONE, "annual_income": 1}
-    got = directions(lgbm, rows, contrib, declared)
-    assert {name: got[name] for name in declared} == declared
-    for j, name in enumerate(contrib.features):
-        if name in declared:
-            continue
-        if name in splits.test.categorical:
-            assert got[name] == 0
-            continue
-        x = rows[name].to_numpy(dtype=float)
-        present = ~np.isnan(x)
-        rho = spearmanr(x[present], contrib.values[present, j]).statistic
-        assert got[name] == (-1 if rho < 0 else 1), name
-    # Undeclared, annual_income reads as "lower is riskier" on this data.
-    assert directions(lgbm, rows, contrib, MONOTONE)["annual_income"] == -1
-
-
-def test_reason_texts_prefer_custom_then_category_then_direction() -> None:
-    texts = reason_texts(
-        ["income", "dti", "purpose", "arrears"],
-        {"income": -1, "dti": 1},
-        {"arrears": "Recent missed payments"},
-        ["purpose"],
-    )
-    assert texts == {
-        "income": "income is too low",
-        "dti": "dti is too high",
-        "purpose": "purpose indicates higher risk",
-        "arrears": "Recent missed payments",
-    }
-    with pytest.raises(ValueError, match="income"):
-        reason_texts(["income"], {}, {}, [])
-    with pytest.raises(ValueError, match="blank"):
-        reason_texts(["income"], {"income": 1}, {"income": "  "}, [])
-
-
-# --- reason codes ----------------------------------------------------------------------------
-
-FEATURES = ("a", "b", "c", "d", "e")
-VALUES = np.array(
-    [
-        [0.5, 2.0, -1.0, 2.0, 0.1],  # b and d tie: b (earlier) first
-        [1.0, 1.0, 1.0, 1.0, 1.0],  # approved
-        [-0.3, -0.1, -2.0, -0.1, -5.0],  # declined with nothing positive
-        [0.0, 3.0, 0.2, -1.0, 0.0],  # a and e tie at 0: a first
-    ]
-)
-DECLINED = np.array([True, False, True, True])
-TEXTS = reason_texts(
-    FEATURES, {"a": 1, "b": -1, "c": 1, "d": 1}, {"d": "Too many recent delinquencies"}, ["e"]
-)
-
-
-def _contrib() -> Contributions:
-    return Contributions(VALUES, np.zeros(len(VALUES)), FEATURES)
-
-
-def test_reason_codes_of_a_hand_worked_matrix() -> None:
-    got = reason_codes(_contrib(), declined=DECLINED, k=3, texts=TEXTS)
-    assert list(got.columns) == ["reason_1", "reason_2", "reason_3"]
-    assert got.values.tolist() == [
-        ["b is too low", "Too many recent delinquencies", "a is too high"],
-        ["", "", ""],
-        ["b is too low", "Too many recent delinquencies", "a is too high"],
-        ["b is too low", "c is too high", "a is too high"],
-    ]
-
-
-def test_reason_codes_never_name_a_protected_feature() -> None:
-    got = reason_codes(_contrib(), declined=DECLINED, k=3, texts=TEXTS, protected=["b"])
-    assert got.values.tolist() == [
-        ["Too many recent delinquencies", "a is too high", "e indicates higher risk"],
-        ["", "", ""],
-        ["Too many recent delinquencies", "a is too high", "c is too high"],
-        ["c is too high", "a is too high", "e indicates higher risk"],
-    ]
-
-
-def test_reason_codes_beyond_the_feature_count_are_blank() -> None:
-    got = reason_codes(_contrib(), declined=DECLINED, k=7, texts=TEXTS, protected=["e"])
-    assert got.shape == (4, 7)
-    first = got.iloc[0].tolist()
-    assert first[:4] == [
-        "b is too low",
-        "Too many recent delinquencies",
-        "a is too high",
-        "c is too high",
-    ]
-    assert first[4:] == ["", "", ""]
-    declined = got[DECLINED]
-    assert (declined.iloc[:, :4] != "").all().all()
-    assert (got[~DECLINED] == "").all().all()
-
-
-def test_reason_indices_match_a_per_row_reference_with_many_ties() -> None:
-    rng = np.random.default_rng(0)
-    values = rng.integers(-2, 3, size=(300, 8)).astype(float)
-    declined = rng.uniform(size=300) < 0.6
-    got = reason_indices(values, declined, 4)
-    for i in range(300):
-        expected = (
-            sorted(range(8), key=lambda j: (-values[i, j], j))[:4] if declined[i] else [-1] * 4
-        )
-        assert got[i].tolist() == expected
-
-
-def test_reason_codes_refuse_missing_texts_and_misaligned_flags() -> None:
-    with pytest.raises(ValueError, match="no reason text"):
-        reason_codes(_contrib(), declined=DECLINED, k=2, texts={"a": "x"})
-    with pytest.raises(ValueError, match="one flag per row"):
-        reason_codes(_contrib(), declined=DECLINED[:3], k=2, texts=TEXTS)
 
 
 # --- monotonicity ----------------------------------------------------------------------------

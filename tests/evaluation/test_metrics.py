@@ -52,6 +52,10 @@ EVIDENCE_NAMES = {
     "demographic_parity_difference",
     "equalized_odds_difference",
     "monotonicity_violations",
+    "reason_text_coverage",
+    "reason_faithfulness",
+    "reason_stability",
+    "proxy_max",
 }
 
 

@@ -23,9 +23,9 @@ import pytest
 from creditgov.config import load_config
 from creditgov.job import JobResult, run
 from datasets import make_credit, write_table
-from evaluation.explain import CATEGORICAL_TEXT, HIGH_TEXT, LOW_TEXT
-from training.data import read_table
+from evaluation.reasons import DEFAULT_CATEGORICAL, DEFAULT_HIGH, DEFAULT_LOW, DEFAULT_MISSING
 from training.models.kinds.lightgbm import booster_names
+from training.reading import read_table
 
 REPO = Path(__file__).resolve().parents[2]
 #: Roles the shipped configs name: these keep their names; every other column is a feature.
@@ -40,9 +40,15 @@ def warehouse_name(i: int, name: str) -> str:
 
 
 def reason_texts(names: set[str]) -> set[str]:
-    """Every reason text a feature of `names` can have without `evaluation.reason_texts`."""
-    templates = (CATEGORICAL_TEXT, HIGH_TEXT, LOW_TEXT)
-    return {t.format(feature=name) for t in templates for name in names}
+    """Every reason text a feature of `names` can have without `evaluation.reason_texts`.
+
+    The report marks a reason whose feature the proxy screen flagged ("… [proxy for
+    age]"); both forms are the feature's text.
+    """
+    templates = (DEFAULT_CATEGORICAL, DEFAULT_HIGH, DEFAULT_LOW, DEFAULT_MISSING)
+    texts = {t.replace("{feature}", name) for t in templates for name in names}
+    marks = {f" [proxy for {a}]" for a in ("age", "sex", "sex, age", "age, sex")}
+    return texts | {text + mark for text in texts for mark in marks}
 
 
 @dataclass(frozen=True)
@@ -165,7 +171,9 @@ def test_the_served_model_reads_and_explains_by_the_tables_names(trained: Traine
 
     rows = trained.frame.head(200)[names]
     out = trained.model.predict(rows)
-    assert list(out.columns) == ["probability", "score", "decision", *REASONS]
+    codes = [f"reason_code_{i}" for i in range(1, 5)]
+    assert list(out.columns) == ["probability", "score", "decision", *REASONS, *codes]
+    assert set(out[codes].to_numpy().ravel()) - {""} <= user_names  # no codes given: names
     probability = out["probability"].to_numpy(dtype=np.float64)
     assert np.isfinite(probability).all() and ((probability > 0) & (probability < 1)).all()
     reasons = set(out[REASONS].to_numpy().ravel()) - {None, ""}

@@ -20,7 +20,8 @@ import pytest
 from mlflow.entities import ViewType
 from mlflow.tracking import MlflowClient
 
-from registry.pii_scan import PiiScan, purge_run, scan_run
+from registry.pii_purge import purge_run
+from registry.pii_scan import PiiScan, scan_run
 
 PHONE = "+44 7193 108997"
 NATIONAL = "7193108997"  # what an integer column of national numbers holds
@@ -141,7 +142,7 @@ def test_a_store_that_cannot_delete_rows_gets_the_runs_marked_and_the_gc_command
 ) -> None:  # type: ignore[no-untyped-def]
     """A tracking server offers no hard delete: the files still go, the runs are marked
     deleted, and the line says which `mlflow gc` removes their params."""
-    from registry import pii_scan
+    from registry import pii_purge as pii_scan
 
     client, _, scan, folder = store
     monkeypatch.setattr(pii_scan, "_tracking_store", lambda client: object())

@@ -27,7 +27,8 @@ from hypothesis import strategies as st
 from creditgov.config import ConfigError, JobConfig, load_config, validate_config
 from evaluation.metrics import METRICS
 from tests.conftest import CREDIT_CONFIG
-from training.data import DataError, load_dataset, numeric_batch
+from training.data import load_dataset, numeric_batch
+from training.reading import DataError
 from training.split import split_dataset
 
 FAST = settings(

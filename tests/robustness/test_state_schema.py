@@ -25,7 +25,7 @@ import pytest
 from creditgov import stages
 from creditgov.config import load_config
 from datasets import make_credit
-from evaluation.explain import directions, reason_texts
+from evaluation.reasons import build_catalogue
 from registry.register import MODEL_FILE, scoring_requirements, signature_for
 from registry.scoring_model import LABELS, MAX_REASONS, check_state
 from tests.training.helpers import credit_splits
@@ -56,14 +56,15 @@ def _real_state(config_name: str, overrides: list[str]) -> tuple[State, Files]:
     splits = credit_splits(1500, seed=1)  # make_credit(1500, seed=1) through load_dataset
     spec = stages.fit_final(config, get_kind(config.model.type).inputs(splits), {}).spec
     sample = splits.test.features.head(200)
-    dirs = directions(spec, sample, spec.contributions(sample), config.model.monotone)
-    texts = reason_texts(
-        spec.feature_names, dirs, config.evaluation.reason_texts, splits.train.categorical
+    catalogue = build_catalogue(
+        sample,
+        spec.contributions(sample),
+        k=config.evaluation.reason_codes,
+        categorical={f.name: f.levels for f in spec.features if f.kind == "categorical"},
+        custom=stages.explain_settings(config).reason_texts,
+        monotone=config.model.monotone,
     )
-    state = {
-        **spec.state(),
-        "reasons": {"k": config.evaluation.reason_codes, "texts": texts, "directions": dirs},
-    }
+    state = {**spec.state(), "reasons": catalogue.to_state()}
     # Through JSON, as the served model reads it.
     return json.loads(json.dumps(state)), spec.files()
 
@@ -124,6 +125,10 @@ def _first_bins(state: State) -> dict[str, Any]:
     return next(t for t in state["model"]["terms"] if t["kind"] == "bins")
 
 
+def _first_entry(s: State, kind: str) -> dict[str, Any]:
+    return next(e for e in s["reasons"]["catalogue"].values() if e["kind"] == kind)
+
+
 def _first_categorical(state: State) -> dict[str, Any]:
     return next(f for f in state["features"] if f["kind"] == "categorical")
 
@@ -148,8 +153,15 @@ MUTATIONS: list[tuple[str, str, Mutation, str]] = [
     ("k a float", "credit_scoring", lambda s: _put(s["reasons"], k=2.5), "reasons.k"),
     ("unknown rule", "credit_scoring", lambda s: _put(s["decision"], rule="everyone"), "decision.rule"),
     ("k above the max", "credit_scoring", lambda s: _put(s["reasons"], k=MAX_REASONS + 1), "reasons.k"),
-    ("texts not a map", "credit_scoring", lambda s: _put(s["reasons"], texts=["a"]), "reasons.texts"),
-    ("texts of an unknown feature", "logistic_sigmoid", lambda s: s["reasons"]["texts"].update(x="y"), "reasons.texts"),
+    ("catalogue not a map", "credit_scoring", lambda s: _put(s["reasons"], catalogue=["a"]), "reasons.catalogue"),
+    ("entry of an unknown feature", "logistic_sigmoid", lambda s: s["reasons"]["catalogue"].update(x={"kind": "numeric"}), "reasons.catalogue entry.kind"),
+    ("entry of the wrong kind", "credit_scoring", lambda s: _put(_first_entry(s, "numeric"), kind="categorical"), "reasons.catalogue entry.kind"),
+    ("entry without a code", "credit_scorecard", lambda s: _put(_first_entry(s, "numeric"), code=""), "reasons.catalogue entry.code"),
+    ("high text a number", "credit_scoring", lambda s: _put(_first_entry(s, "numeric"), high=3), "reasons.catalogue entry.high"),
+    ("categorical text missing", "credit_scoring", lambda s: _first_entry(s, "categorical").pop("text"), "reasons.catalogue entry.text"),
+    ("fixed side 2", "credit_scoring", lambda s: _put(_first_entry(s, "numeric"), fixed=2), "reasons.catalogue entry.fixed"),
+    ("interval lower above upper", "fraud_detection", lambda s: _put(_first_entry(s, "numeric"), lower=2.0, upper=1.0), "reasons.catalogue entry.upper"),
+    ("interval end NaN", "credit_scoring", lambda s: _put(_first_entry(s, "numeric"), lower=math.nan), "reasons.catalogue entry.lower"),
     ("labels swapped", "credit_scoring", lambda s: _put(s["decision"], below="decline", at_or_above="approve"), "decision.below"),
     ("labels equal", "credit_scoring", lambda s: _put(s["decision"], at_or_above="approve"), "decision.at_or_above"),
     ("labels of two tasks", "fraud_detection", lambda s: _put(s["decision"], at_or_above="decline"), "decision.at_or_above"),

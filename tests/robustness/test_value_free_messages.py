@@ -2,7 +2,7 @@
 
 A cell holding text where a number belongs is often a name or a phone number typed into
 the wrong field, and pyarrow's and MLflow's own messages quote it. These pin the pieces
-of `registry/scoring.py` that find the row themselves and drop the quoted text, and the
+of `registry/scoring.py` and `registry/scoring_errors.py` that find the row themselves and drop the quoted text, and the
 drift JSON that counts, rather than lists, new levels of undeclared columns. The
 commands end to end are in `test_bad_batches.py`.
 """
@@ -17,7 +17,7 @@ import pytest
 
 from evaluation.drift import DriftResult
 from registry import scoring
-from registry.scoring import ScoringError
+from registry.scoring_errors import ScoringError
 
 SECRET = "Zhang Wei 13812345678"
 

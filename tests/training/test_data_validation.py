@@ -20,7 +20,8 @@ import pytest
 from creditgov.config import load_config
 from creditgov.job import prepare
 from tests.conftest import CreditJob
-from training.data import MAX_LEVELS, DataError, Dataset, load_dataset
+from training.data import MAX_LEVELS, Dataset, load_dataset
+from training.reading import DataError
 from training.split import MIN_CLASS_ROWS, Splits
 
 TARGET = "default_12m"

@@ -25,7 +25,8 @@ from creditgov.config.schema import DataConfig
 from creditgov.job import prepare
 from datasets import make_credit
 from tests.conftest import write_frame
-from training.data import ID_MIN_ROWS, DataError, load_dataset
+from training.data import ID_MIN_ROWS, load_dataset
+from training.reading import DataError
 
 ROLES: dict[str, Any] = {
     "target": "default_12m",

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tests.training.helpers import credit_dataset, credit_splits
-from training.data import DataError
+from training.reading import DataError
 from training.split import split_dataset
 
 

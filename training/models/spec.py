@@ -38,7 +38,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the state JSON changes shape; the served model checks it.
-STATE_FORMAT = "creditgov-scoring/2"
+STATE_FORMAT = "creditgov-scoring/3"
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ import numpy as np
 import optuna
 from numpy.typing import NDArray
 
-from training.data import DataError
 from training.models.base import ModelInputs, Watch
 from training.models.registry import get_kind
 from training.models.spec import valid_probabilities
+from training.reading import DataError
 from training.tuning.coordination import best_value, finished_count, run_to_budget
 
 if TYPE_CHECKING:
