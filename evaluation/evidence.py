@@ -24,13 +24,8 @@ from evaluation.fairness import FairnessResult, assess_fairness
 from evaluation.gates import GateResult, GateSpec, check_gates
 from evaluation.metrics import decision_metrics, score_metrics
 from evaluation.proxy import ProxyResult, proxy_screen
-from evaluation.reasons import (
-    ReasonCatalogue,
-    ReasonChecks,
-    build_catalogue,
-    check_reasons,
-    reason_frame,
-)
+from evaluation.reason_checks import ReasonChecks, check_reasons
+from evaluation.reasons import ReasonCatalogue, build_catalogue, reason_frame
 from training.data import Dataset
 from training.models.base import Contributions
 from training.models.spec import ModelSpec

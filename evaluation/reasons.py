@@ -20,16 +20,15 @@ model (ECOA/Reg B: up to four). Three rules make a reason true:
 
 The selection and the wording are numpy only and are mirrored line for line by the
 served model (`registry/scoring_model.py`), which reads the catalogue from state.json;
-a test pins the two equal. The checks a reviewer reads — faithfulness (moving the first
-reason to a low-risk value raises the score) and stability (the first reason survives a
-bootstrap refit) — are here too, beside the rule they check.
+a test pins the two equal. The checks a reviewer reads about them (coverage, faithfulness,
+stability) are `evaluation/reason_checks.py`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -49,11 +48,9 @@ __all__ = [
     "GENERAL_CODE",
     "GENERAL_TEXT",
     "ReasonCatalogue",
-    "ReasonChecks",
     "ReasonEntry",
     "adverse_indices",
     "build_catalogue",
-    "check_reasons",
     "first_reasons",
     "reason_frame",
     "word_reasons",
@@ -71,8 +68,6 @@ GENERAL_CODE = "GENERAL"
 GENERAL_TEXT = "Overall risk score is below the approval cut-off"
 #: Quantile bins of the dependence that picks the low-risk interval of a numeric feature.
 DEPENDENCE_BINS = 20
-#: Declines sampled for the faithfulness and stability checks.
-CHECK_ROWS = 200
 
 Variant = Literal["high", "low", "missing", "text"]
 
@@ -148,6 +143,15 @@ class ReasonEntry:
             levels=() if numeric else tuple(levels),
         )
 
+    def sentences(self) -> str:
+        """The distinct sentences of the entry, " | "-joined, for the reviewer's tables."""
+        texts = (
+            (self.high, self.low, self.missing)
+            if self.kind == "numeric"
+            else (self.text, self.missing)
+        )
+        return " | ".join(dict.fromkeys(texts))
+
     def wording(self) -> dict[str, Any]:
         """The state entry with its levels: what `word_reasons` reads."""
         return {**self.to_state(), "levels": list(self.levels)}
@@ -213,13 +217,7 @@ class ReasonCatalogue:
                     "feature": e.feature,
                     "code": e.code,
                     "written": e.written,
-                    "texts": " | ".join(
-                        dict.fromkeys(
-                            (e.high, e.low, e.missing)
-                            if e.kind == "numeric"
-                            else (e.text, e.missing)
-                        )
-                    ),
+                    "texts": e.sentences(),
                 }
                 for e in self.entries
             ]
@@ -297,6 +295,10 @@ def build_catalogue(
             "categorical" if name in categorical else "numeric"
         )
         texts, code, written = _entry_texts(name, kind, custom.get(name))
+        shared: dict[str, Any] = {
+            "feature": name, "kind": kind, "code": code, "written": written,
+            "missing": texts["missing"],
+        }  # fmt: skip
         c = contrib.values[:, j]
         if kind == "numeric":
             x = pd.to_numeric(sample[name], errors="coerce").to_numpy(
@@ -306,13 +308,9 @@ def build_catalogue(
             declared = monotone.get(name, 0)
             entries.append(
                 ReasonEntry(
-                    feature=name,
-                    kind=kind,
-                    code=code,
-                    written=written,
+                    **shared,
                     high=texts["high"],
                     low=texts["low"],
-                    missing=texts["missing"],
                     fixed=(declared > 0) - (declared < 0),
                     lower=lower,
                     upper=upper,
@@ -327,11 +325,7 @@ def build_catalogue(
             best_level = str(means.sort_index().idxmin()) if len(means) else None
             entries.append(
                 ReasonEntry(
-                    feature=name,
-                    kind=kind,
-                    code=code,
-                    written=written,
-                    missing=texts["missing"],
+                    **shared,
                     text=texts["text"],
                     best=best_level,
                     levels=levels,
@@ -473,132 +467,3 @@ def reason_frame(
 def first_reasons(values: NDArray[np.float64]) -> NDArray[np.intp]:
     """Each row's first adverse feature (the largest contribution > 0), -1 when none."""
     return adverse_indices(values, np.ones(values.shape[0], dtype=np.bool_), 1)[:, 0]
-
-
-@dataclass(frozen=True)
-class ReasonChecks:
-    """What a reviewer reads about the reasons, and the metrics gates may bound.
-
-    `coverage`: share of the features that can be a reason with a written text
-    (`uncovered` names the rest). `faithfulness`: among sampled declines, the share
-    whose score rises when the first reason's feature is moved to its low-risk value.
-    `stability`: the share keeping the same first reason under a bootstrap refit (NaN
-    when none was made). `first`: per code, how often it is the first reason among the
-    test declines, with its sentences. `general`: declines without any adverse factor.
-    """
-
-    coverage: float
-    uncovered: tuple[str, ...]
-    faithfulness: float
-    stability: float
-    declines: int
-    general: int
-    first: pd.DataFrame = field(repr=False)
-
-    def metrics(self) -> dict[str, float]:
-        return {
-            "reason_text_coverage": self.coverage,
-            "reason_faithfulness": self.faithfulness,
-            "reason_stability": self.stability,
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.metrics(),
-            "uncovered": list(self.uncovered),
-            "declines": self.declines,
-            "declines_without_adverse_factor": self.general,
-            "first_reason": self.first.to_dict(orient="records"),
-        }
-
-
-def _moved_to_best(frame: pd.DataFrame, feature: str, best: float | str) -> pd.DataFrame:
-    column = frame[feature]
-    if isinstance(best, str):
-        moved: pd.Series = pd.Series([best] * len(frame), index=frame.index, dtype=object)
-        if isinstance(column.dtype, pd.CategoricalDtype):
-            moved = moved.astype(column.dtype)
-        return frame.assign(**{feature: moved})
-    return frame.assign(**{feature: np.full(len(frame), best, dtype=np.float64)})
-
-
-def check_reasons(
-    spec: ModelSpec,
-    frame: pd.DataFrame,
-    declined: NDArray[np.bool_],
-    *,
-    catalogue: ReasonCatalogue,
-    eligible: Sequence[str],
-    protected: Sequence[str] = (),
-    refit: Callable[[], ModelSpec] | None = None,
-    seed: int = 0,
-) -> ReasonChecks:
-    """Coverage, faithfulness, stability and the first-reason table on `frame`'s declines.
-
-    Faithfulness and stability use up to `CHECK_ROWS` declines drawn with `seed`; the
-    first-reason table uses every decline. `refit` builds the comparison model for
-    stability (the job refits on a bootstrap resample of the training split).
-    """
-    rows = np.flatnonzero(declined)
-    contrib = spec.contributions(frame.iloc[rows].reset_index(drop=True)) if rows.size else None
-    if contrib is not None:
-        catalogue = catalogue.ordered(contrib.features)
-    names = list(catalogue.features)
-    blocked = [names.index(p) for p in protected if p in names]
-    values = np.array(contrib.values) if contrib is not None else np.zeros((0, len(names)))
-    values[:, blocked] = -np.inf
-    first = first_reasons(values)
-    table = _first_table(catalogue, first)
-    rng = np.random.default_rng(seed)
-    chosen = np.sort(rng.choice(rows.size, size=min(CHECK_ROWS, rows.size), replace=False))
-    sampled = frame.iloc[rows[chosen]].reset_index(drop=True)
-    faithful = []
-    for feature_index in np.unique(first[chosen]):
-        if feature_index < 0 or catalogue.entries[feature_index].best is None:
-            continue
-        entry = catalogue.entries[feature_index]
-        at = np.flatnonzero(first[chosen] == feature_index)
-        part = sampled.iloc[at].reset_index(drop=True)
-        assert entry.best is not None
-        before = spec.probability(part)
-        after = spec.probability(_moved_to_best(part, entry.feature, entry.best))
-        faithful.append(after < before)
-    moved = np.concatenate(faithful) if faithful else np.zeros(0, dtype=bool)
-    stability = math.nan
-    if refit is not None and chosen.size:
-        other = np.array(refit().contributions(sampled).values)
-        other[:, blocked] = -np.inf
-        stability = float(np.mean(first_reasons(other) == first[chosen]))
-    uncovered = tuple(n for n in eligible if not catalogue.entry(n).written)
-    return ReasonChecks(
-        coverage=catalogue.coverage(eligible),
-        uncovered=uncovered,
-        faithfulness=float(moved.mean()) if moved.size else math.nan,
-        stability=stability,
-        declines=int(rows.size),
-        general=int(np.count_nonzero(first < 0)),
-        first=table,
-    )
-
-
-def _first_table(catalogue: ReasonCatalogue, first: NDArray[np.intp]) -> pd.DataFrame:
-    """code, feature, count and share as first reason among the declines, sentences."""
-    counts = np.bincount(first[first >= 0], minlength=len(catalogue.entries))
-    total = max(first.size, 1)
-    rows = [
-        {
-            "code": e.code,
-            "feature": e.feature,
-            "first_reason": int(counts[j]),
-            "share": counts[j] / total,
-            "texts": " | ".join(
-                dict.fromkeys(
-                    (e.high, e.low, e.missing) if e.kind == "numeric" else (e.text, e.missing)
-                )
-            ),
-        }
-        for j, e in enumerate(catalogue.entries)
-        if counts[j]
-    ]
-    frame = pd.DataFrame(rows, columns=["code", "feature", "first_reason", "share", "texts"])
-    return frame.sort_values("first_reason", ascending=False, kind="stable").reset_index(drop=True)

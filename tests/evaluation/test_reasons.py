@@ -15,6 +15,7 @@ import pytest
 
 from creditgov.config import load_config
 from creditgov.job import run
+from evaluation.reason_checks import check_reasons
 from evaluation.reasons import (
     GENERAL_CODE,
     GENERAL_TEXT,
@@ -22,7 +23,6 @@ from evaluation.reasons import (
     ReasonEntry,
     adverse_indices,
     build_catalogue,
-    check_reasons,
     reason_frame,
 )
 from tests.reason_checks import assert_only_adverse_reasons, codes_to_features

@@ -28,14 +28,8 @@ from creditgov.config import load_config
 from creditgov.job import prepare, run
 from datasets import make_credit
 from registry.governance import read_chain
-from registry.pii_scan import (
-    MIN_CHARS,
-    MIN_DIGITS,
-    PiiCollision,
-    PiiIndex,
-    readable_text,
-    scan_run,
-)
+from registry.pii_index import MIN_CHARS, MIN_DIGITS, PiiCollision, PiiIndex
+from registry.pii_scan import readable_text, scan_run
 from tests.robustness.jobs import Job, artifact_files, make_job, runs_of, versions_of
 from tests.support import assert_bad_input, creditgov_in_process, error_lines, tracked
 
