@@ -66,22 +66,16 @@ class ProxyResult:
         }
 
 
-def _auc(score: NDArray[np.float64], member: NDArray[np.bool_]) -> float:
-    """Mann-Whitney AUC of `score` for `member`, ties counted half (as roc_auc_score)."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(score)
-    n1 = int(member.sum())
-    n0 = member.size - n1
-    return float((ranks[member].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+def _numeric_score(column: pd.Series) -> NDArray[np.float64]:
+    """The feature's values, a missing value below every present one."""
+    x = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    present = x[~np.isnan(x)]
+    floor = (present.min() - 1.0) if present.size else 0.0
+    return np.asarray(np.where(np.isnan(x), floor, x), dtype=np.float64)
 
 
-def _score(column: pd.Series, categorical: bool, member: NDArray[np.bool_]) -> NDArray[np.float64]:
-    if not categorical:
-        x = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-        present = x[~np.isnan(x)]
-        floor = (present.min() - 1.0) if present.size else 0.0
-        return np.asarray(np.where(np.isnan(x), floor, x), dtype=np.float64)
+def _level_share(column: pd.Series, member: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """Each row's level scored by that level's share of the group (missing is a level)."""
     levels = column.astype(object).where(column.notna(), "\0missing").astype(str).to_numpy()
     share = pd.Series(member.astype(np.float64)).groupby(levels).mean()
     return np.asarray(share.reindex(levels).to_numpy(), dtype=np.float64)
@@ -112,6 +106,8 @@ def proxy_screen(
     min_group_size: int = 30,
 ) -> ProxyResult:
     """How well each feature alone predicts each protected attribute (see the module)."""
+    from sklearn.metrics import roc_auc_score
+
     cats = set(categorical)
     rows: list[dict[str, Any]] = []
     for attribute in protected.columns:
@@ -123,10 +119,12 @@ def proxy_screen(
         ]
         for name in features.columns:
             column = features[name].reset_index(drop=True)
+            numeric = None if name in cats else _numeric_score(column)
             best, best_group = 0.5, ""
             for group in judged:
                 member = np.asarray(labels == group, dtype=np.bool_)
-                auc = _auc(_score(column, name in cats, member), member)
+                score = _level_share(column, member) if numeric is None else numeric
+                auc = float(roc_auc_score(member, score))
                 auc = max(auc, 1.0 - auc)
                 if auc > best:
                     best, best_group = auc, str(group)

@@ -237,17 +237,19 @@ def _entry_texts(
     texts = {key: value.replace("{feature}", name) for key, value in default.items()}
     if given is None:
         return texts, name, False
+    plain = isinstance(given, str)
     if isinstance(given, str):
-        given = {"text": given} if kind == "categorical" else dict.fromkeys(("high", "low"), given)
-        given = {**given, "missing": given.get("text", given.get("high", ""))}
-        if "{value}" in given["missing"]:
-            given["missing"] = texts["missing"]
+        given = {"text": given} if kind == "categorical" else {"high": given, "low": given}
     for key in ("high", "low", "missing", "text"):
         if given.get(key):
             texts[key] = str(given[key])
-    if kind == "categorical" and given.get("text") and not given.get("missing"):
-        text = str(given["text"])
-        texts["missing"] = texts["missing"] if "{value}" in text else text
+    # One sentence for every side (a plain string, or a categorical text) also serves a
+    # missing value, unless it quotes the level, which a missing value does not have.
+    sentence = (
+        given.get("text") if kind == "categorical" else (given.get("high") if plain else None)
+    )
+    if sentence and not given.get("missing") and "{value}" not in sentence:
+        texts["missing"] = str(sentence)
     written = any(given.get(key) for key in ("high", "low", "missing", "text"))
     return texts, str(given.get("code") or name), written
 
