@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from creditgov import stages
 from creditgov.config import JobConfig, load_config
 from creditgov.job import JobResult, prepare
 from creditgov.job import run as run_job
@@ -288,7 +289,7 @@ def fixed_work(rounds: int) -> list[str]:
 
 def model_inputs(config: JobConfig, splits: Splits) -> ModelInputs:
     """The splits encoded once by the config's model kind, as `job.run` does before fitting."""
-    return get_kind(config.model.type).inputs(splits)
+    return stages.model_inputs(config, splits)
 
 
 def fit_step(config: JobConfig, inputs: ModelInputs) -> LightGBMModel:

@@ -45,6 +45,7 @@ from creditgov import stages
 from creditgov.config import JobConfig
 from creditgov.job import JobResult, prepare
 from creditgov.job import run as run_job
+from creditgov.lineage import dataset_input
 from evaluation.metrics import get_metric
 from training.data import Dataset
 from training.models.base import ModelInputs
@@ -326,7 +327,7 @@ def _job_parts(
         "git lineage (git_commit as the job calls it)": lambda: (
             git_commit(source.parent) or git_commit(Path.cwd())
         ),
-        "dataset input (stages.dataset_input, before log_input)": lambda: stages.dataset_input(
+        "dataset input (lineage.dataset_input, before log_input)": lambda: dataset_input(
             splits, config
         ),
         "evaluate (metrics, SHAP, fairness, drift, gates)": lambda: stages.evaluate_model(

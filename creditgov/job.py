@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from creditgov import stages
 from creditgov.config import JobConfig
+from creditgov.lineage import Lineage
+from creditgov.signals import interrupt_behind
 from creditgov.stages import prepare
 from training.data import DroppedColumn
 from training.split import SplitSummary
@@ -64,6 +66,8 @@ class JobResult:
     reports: Mapping[str, str] = field(default_factory=dict)
     threshold: float = 0.5
     duration_s: float = 0.0
+    #: What the job changed from what the config asked (calibration's fallback), worded.
+    notes: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         """The `--json` document of CLI.md (NaN becomes null: JSON has no NaN)."""
@@ -86,6 +90,7 @@ class JobResult:
                 "dropped_features": [asdict(d) for d in self.dropped],
                 "decision_threshold": self.threshold,
                 "duration_s": self.duration_s,
+                "notes": list(self.notes),
             }
         )
 
@@ -108,18 +113,20 @@ def run(
     from registry.governance.errors import run_refusals
     from registry.stale_runs import end_stale_runs
     from registry.tracking import TrialLogger, log_batch, resolve_tracking_uri, use_tracking
-    from training.models.registry import get_kind
 
     show = progress or _Silent()
     started = time.perf_counter()
     show.stage("Loading and validating data")
     splits = prepare(config)
     check_workers(config, workers)
+    # Encoded (the scorecard: binned and its characteristics selected) before any run
+    # starts, so a selection that leaves nothing fails without a run to clean up.
+    inputs = stages.model_inputs(config, splits, check=True)
     # The tracking store first: a server that is down must not leave a new, empty study
     # behind that the next attempt would have to --resume.
     uri = resolve_tracking_uri(config.tracking.uri)
     client = use_tracking(uri)
-    lineage = stages.Lineage.of(config, splits)
+    lineage = Lineage.of(config, splits)
     tuning, name = config.tuning, config.registry.model_name
     # On a team server, an account that may not register versions of this model is
     # refused now, before a study or a run exists, not after an hour of tuning.
@@ -141,8 +148,6 @@ def run(
                     client, experiment_id, storage=tuning.storage,
                     study_name=tuning.study_name, current_run_id=run_id,
                 )  # fmt: skip
-            inputs = get_kind(config.model.type).inputs(splits)
-
             best_params: dict[str, Any] = {}
             n_trials = 0
             if study is not None:
@@ -196,7 +201,7 @@ def run(
         except BaseException as err:
             if version is not None:
                 stages.withdraw_version(client, lineage, name, version, err)
-            interrupt = stages.interrupt_behind(err)
+            interrupt = interrupt_behind(err)
             mlflow.end_run(status="FAILED" if interrupt is None else "KILLED")
             if interrupt is not None and interrupt is not err:
                 raise KeyboardInterrupt(str(interrupt)) from err
@@ -218,4 +223,5 @@ def run(
         dropped=splits.train.dropped,
         threshold=spec.decision.threshold,
         duration_s=round(time.perf_counter() - started, 2),
+        notes=evidence.notes,
     )

@@ -13,15 +13,15 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from creditgov.config import ConfigError, JobConfig, config_sha256, flatten
-from creditgov.signals import SIGNALLED
+from creditgov.config import ConfigError, JobConfig, flatten
+from creditgov.lineage import Lineage, dataset_input
 from training.data import Dataset, load_dataset
 from training.models.base import ParamsRefused
 from training.models.registry import get_kind
@@ -34,23 +34,22 @@ if TYPE_CHECKING:
     from evaluation.evidence import Evidence, ExplainSettings
     from registry.pii_purge import PiiPurge
     from registry.pii_scan import PiiScan
-    from training.models.base import ModelInputs
+    from training.models.base import KindSettings, ModelInputs
     from training.models.spec import Fitted, ModelSpec
     from training.tuning import TrialHook, TuneResult
 
 __all__ = [
     "REPORT_DIR",
-    "Lineage",
     "check_reason_texts",
     "check_trainer",
-    "dataset_input",
     "evaluate_model",
     "explain_settings",
     "fit_final",
     "input_example",
-    "interrupt_behind",
+    "kind_settings",
     "log_evidence",
     "log_lineage",
+    "model_inputs",
     "open_job_study",
     "param_sets",
     "prepare",
@@ -183,23 +182,6 @@ def open_job_study(
     )
 
 
-@dataclass(frozen=True)
-class Lineage:
-    """Who trained what from which data and code: tagged on the run and the version."""
-
-    trainer: str
-    commit: str
-    config_sha256: str
-    data_digest: str
-
-    @classmethod
-    def of(cls, config: JobConfig, splits: Splits) -> Lineage:
-        from registry.tracking import git_commit, identity
-
-        commit = git_commit(Path(config.data.source).parent) or git_commit(Path.cwd())
-        return cls(identity(), commit or "unknown", config_sha256(config), splits.train.digest)
-
-
 # ----------------------------------------------------------------------------- in the run
 
 
@@ -263,6 +245,35 @@ def tune_splits(
     )
 
 
+def kind_settings(config: JobConfig) -> KindSettings:
+    """What the config's model kind may need beyond the splits (`ModelKind.inputs`)."""
+    from training.models.base import KindSettings
+    from training.models.policy import ScoreScale
+
+    return KindSettings(
+        monotone=config.model.monotone,
+        score=ScoreScale(config.score.base_score, config.score.base_odds, config.score.pdo),
+        options=config.model.scorecard.model_dump(),
+    )
+
+
+def model_inputs(config: JobConfig, splits: Splits, *, check: bool = False) -> ModelInputs:
+    """The splits encoded once by the config's model kind (`ModelKind.inputs`).
+
+    With `check`, the kind also checks every parameter set on the encoded splits
+    (`ModelKind.check_inputs`: the scorecard's sign rule with `on_sign_flip: fail`); the
+    job asks for it before any run starts. A refusal names the config file and key.
+    """
+    kind = get_kind(config.model.type)
+    try:
+        inputs = kind.inputs(splits, kind_settings(config))
+        if check:
+            kind.check_inputs(inputs, param_sets(config), seed=config.seed)
+    except ParamsRefused as err:
+        raise ConfigError(f"{config.error_prefix()}{err.key}: {err.reason}") from None
+    return inputs
+
+
 def fit_final(config: JobConfig, inputs: ModelInputs, best_params: Mapping[str, Any]) -> Fitted:
     """The final fit with the config's model, calibration, scaling and decision rule."""
     from training.models.policy import ScoreScale
@@ -324,8 +335,7 @@ def evaluate_model(
         rng = np.random.default_rng(config.seed)
         rows = rng.integers(0, splits.train.n_rows, size=splits.train.n_rows)
         resampled = Splits(splits.method, splits.train.take(rows), splits.valid, splits.test)
-        inputs = get_kind(config.model.type).inputs(resampled)
-        return fit_final(config, inputs, best_params or {}).spec
+        return fit_final(config, model_inputs(config, resampled), best_params or {}).spec
 
     return evaluate(
         fitted.spec,
@@ -340,9 +350,12 @@ def evaluate_model(
 
 
 def log_evidence(client: MlflowClient, run_id: str, spec: ModelSpec, evidence: Evidence) -> None:
-    """Every split's metrics, the cut-off, the fit's own numbers and tables, on the run."""
-    import mlflow
+    """Every split's metrics, the cut-off and the fit's own numbers, on the run.
 
+    The kind's tables (the scorecard's points table) go with the report files, where
+    `creditgov report` fetches them; what the job changed from what was asked
+    (calibration's fallback) is tagged on the run as `creditgov.notes`.
+    """
     from registry.tracking import log_batch
 
     metrics = evidence.metric_values()
@@ -350,8 +363,8 @@ def log_evidence(client: MlflowClient, run_id: str, spec: ModelSpec, evidence: E
     flat["decision_threshold"] = spec.decision.threshold
     flat.update(spec.model.info())
     log_batch(client, run_id, metrics={k: v for k, v in flat.items() if np.isfinite(v)})
-    for path, table in spec.model.tables(score=spec.score).items():
-        mlflow.log_text(table.to_csv(index=False), path)
+    if evidence.notes:
+        client.set_tag(run_id, "creditgov.notes", " | ".join(evidence.notes))
 
 
 def input_example(dataset: Dataset) -> pd.DataFrame:
@@ -388,7 +401,7 @@ def register_model(
     logged = log_scoring_model(
         state=state,
         files=spec.files(),
-        input_example=input_example(train),
+        input_example=input_example(train)[list(spec.feature_names)],
         reference=evidence.reference.to_json(),
     )
     return register_version(
@@ -435,6 +448,7 @@ def write_reports(
         "html": f"{REPORT_DIR}/{files.html.name}",
         "json": f"{REPORT_DIR}/{files.json.name}",
         "model_card": f"{REPORT_DIR}/{files.model_card.name}",
+        **{path.stem: f"{REPORT_DIR}/{path.name}" for path in files.tables},
     }
 
 
@@ -531,58 +545,3 @@ def purge_leaked_run(client: MlflowClient, scan: PiiScan) -> PiiPurge:
     if active is not None and active.info.run_id == scan.run_id:
         mlflow.end_run(status="FAILED")
     return purge_run(client, scan)
-
-
-def interrupt_behind(err: BaseException) -> BaseException | None:
-    """The KeyboardInterrupt / SystemExit behind `err`, if it is or was raised handling one.
-
-    SIGTERM becomes a KeyboardInterrupt wherever Python happens to be; landing inside a
-    library's own bookkeeping (Optuna telling the storage a trial's result) it resurfaces
-    as that library's error — an UnboundLocalError or AssertionError — with the interrupt
-    as its `__context__`, or with no trace of it at all when the library swallowed the
-    interrupt and then failed its own assertion. The run was still interrupted, not
-    broken: `SIGNALLED` says so when the chain of exceptions does not.
-    """
-    if SIGNALLED.is_set() and not isinstance(err, KeyboardInterrupt | SystemExit):
-        behind = _interrupt_in_chain(err)
-        return behind if behind is not None else KeyboardInterrupt("signal")
-    return _interrupt_in_chain(err)
-
-
-def _interrupt_in_chain(err: BaseException) -> BaseException | None:
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        if isinstance(current, KeyboardInterrupt | SystemExit):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
-
-
-def dataset_input(splits: Splits, config: JobConfig) -> tuple[Any, dict[str, str]]:
-    """The MLflow dataset the run records as its input, and the input's tags.
-
-    A MetaDataset with the schema we already know: `mlflow.data.from_pandas` would scan
-    every value of every text column to infer types, seconds on a large table.
-    """
-    from mlflow.data.dataset_source_registry import resolve_dataset_source
-    from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.types import ColSpec, Schema, TensorSpec
-
-    train = splits.train
-    columns: list[ColSpec | TensorSpec] = [
-        ColSpec("string" if name in train.categorical else "double", name)
-        for name in train.feature_names
-    ]
-    columns.append(ColSpec("long", config.data.target))
-    with warnings.catch_warnings():
-        # MLflow notes that a local path could be read as two kinds of source; either will do.
-        warnings.simplefilter("ignore", UserWarning)
-        source = resolve_dataset_source(str(config.data.source))
-    # MetaDataset's `profile` is abstract to mypy but optional at run time.
-    dataset = MetaDataset(  # type: ignore[abstract]
-        source, name=Path(config.data.source).name, digest=train.digest, schema=Schema(columns)
-    )
-    rows = {f"rows_{name}": str(part.n_rows) for name, part in splits.parts().items()}
-    return dataset, {"target": config.data.target, **rows}

@@ -99,10 +99,9 @@ def tune_job(
     config: JobConfig, study: optuna.Study, splits: Splits, hooks: list[TrialHook]
 ) -> TuneResult:
     """The config's search on `study` from freshly prepared splits (a worker's, a joiner's)."""
-    from creditgov.stages import tune_splits
-    from training.models.registry import get_kind
+    from creditgov.stages import model_inputs, tune_splits
 
-    return tune_splits(config, study, get_kind(config.model.type).inputs(splits), hooks)
+    return tune_splits(config, study, model_inputs(config, splits), hooks)
 
 
 def _trial_logger(config: JobConfig, uri: str, run_id: str, experiment_id: str) -> TrialLogger:

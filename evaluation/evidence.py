@@ -17,9 +17,16 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from evaluation.bands import score_bands
+from evaluation.curves import calibration_table, cost_curve, roc_table
 from evaluation.drift import DriftResult, compare
 from evaluation.drift_reference import ReferenceProfile, build_reference
-from evaluation.explain import contributions, global_importance, monotonicity_violations, plots
+from evaluation.explain import (
+    MonotonicityCheck,
+    contributions,
+    global_importance,
+    monotonicity_violations,
+    plots,
+)
 from evaluation.fairness import FairnessResult, assess_fairness
 from evaluation.gates import GateResult, GateSpec, check_gates
 from evaluation.metrics import decision_metrics, score_metrics
@@ -27,7 +34,8 @@ from evaluation.proxy import ProxyResult, proxy_screen
 from evaluation.reason_checks import ReasonChecks, check_reasons
 from evaluation.reasons import ReasonCatalogue, build_catalogue, reason_frame
 from training.data import Dataset
-from training.models.base import Contributions
+from training.models.base import Contributions, ModelSheet
+from training.models.policy import ScoreScale
 from training.models.spec import ModelSpec
 from training.split import Splits, SplitSummary
 
@@ -78,6 +86,8 @@ class SplitEvidence:
     roc: pd.DataFrame  # fpr, tpr (thinned)
     fairness: FairnessResult | None
     drift: DriftResult | None  # against the training reference; None for train itself
+    #: Expected cost per row by threshold, for a cost-based rule (threshold, expected_cost)
+    cost_curve: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -94,12 +104,19 @@ class Evidence:
     importance: pd.DataFrame
     plots: Mapping[str, bytes]
     reason_examples: pd.DataFrame
-    monotonicity: Mapping[str, int]
+    monotonicity: MonotonicityCheck
     reference: ReferenceProfile
     catalogue: ReasonCatalogue
     reason_checks: ReasonChecks
     proxy: ProxyResult | None
     gates: GateResult
+    #: The kind's own sheet (the scorecard's points table), when it has one.
+    sheet: ModelSheet | None = None
+    #: What the job changed from what was asked, worded for the summary (calibration).
+    notes: tuple[str, ...] = ()
+    calibration: str = "none"
+    costs: tuple[float, float] | None = None
+    score_scale: ScoreScale | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def metric_values(self) -> dict[str, dict[str, float]]:
@@ -126,12 +143,28 @@ class Evidence:
                         "threshold": self.threshold,
                         "rule": self.decision_rule,
                         "labels": list(self.labels),
+                        **(
+                            {}
+                            if self.costs is None
+                            else {
+                                "cost_false_negative": self.costs[0],
+                                "cost_false_positive": self.costs[1],
+                            }
+                        ),
                     },
+                    "calibration": self.calibration,
                 },
+                "notes": list(self.notes),
+                "model_sheet": None if self.sheet is None else self.sheet.to_json(),
                 "splits": [s.__dict__ for s in self.split_summary],
                 "metrics": self.metric_values(),
                 "score_bands": {n: records(p.bands) for n, p in self.splits.items()},
                 "calibration": {n: records(p.calibration) for n, p in self.splits.items()},
+                "cost_curve": {
+                    n: records(p.cost_curve)
+                    for n, p in self.splits.items()
+                    if p.cost_curve is not None
+                },
                 "fairness": {
                     n: p.fairness.to_json()
                     for n, p in self.splits.items()
@@ -143,6 +176,7 @@ class Evidence:
                 "explainability": {
                     "importance": records(self.importance),
                     "monotonicity_violations": dict(self.monotonicity),
+                    "monotonicity": self.monotonicity.to_json(),
                     "reason_catalogue": self.catalogue.to_state(),
                     "reason_checks": self.reason_checks.to_json(),
                     "reason_examples": records(self.reason_examples),
@@ -168,31 +202,6 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def _calibration_table(y: NDArray[np.int8], p: NDArray[np.float64], bins: int = 10) -> pd.DataFrame:
-    """Observed vs predicted by equal-count bins of predicted probability."""
-    order = np.argsort(p, kind="stable")
-    rows = []
-    for i, chunk in enumerate(np.array_split(order, bins)):
-        if len(chunk):
-            rows.append(
-                {
-                    "bin": i + 1,
-                    "predicted": float(p[chunk].mean()),
-                    "observed": float(y[chunk].mean()),
-                    "count": len(chunk),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def _roc_table(y: NDArray[np.int8], p: NDArray[np.float64], points: int = 200) -> pd.DataFrame:
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(y, p)
-    keep = np.unique(np.linspace(0, len(fpr) - 1, min(points, len(fpr))).round().astype(int))
-    return pd.DataFrame({"fpr": fpr[keep], "tpr": tpr[keep]})
-
-
 def score_split(
     spec: ModelSpec,
     name: str,
@@ -202,7 +211,7 @@ def score_split(
     *,
     reference: ReferenceProfile | None,
     settings: ExplainSettings,
-    monotonicity: Mapping[str, int] | None = None,
+    monotonicity: MonotonicityCheck | None = None,
     probability: NDArray[np.float64] | None = None,
     model_metrics: Mapping[str, float] | None = None,
 ) -> SplitEvidence:
@@ -214,7 +223,16 @@ def score_split(
     p = spec.probability(features) if probability is None else probability
     metrics: dict[str, float] = {}
     metrics.update(score_metrics(y, p))
-    metrics.update(decision_metrics(y, p, threshold=spec.decision.threshold))
+    costs = spec.decision.costs
+    metrics.update(
+        decision_metrics(
+            y,
+            p,
+            threshold=spec.decision.threshold,
+            cost_false_negative=None if costs is None else costs[0],
+            cost_false_positive=None if costs is None else costs[1],
+        )
+    )
     fairness = None
     if len(protected.columns):
         fairness = assess_fairness(
@@ -238,18 +256,31 @@ def score_split(
         metrics["psi_max"] = 0.0
         metrics["score_psi"] = 0.0
     if monotonicity is not None:
-        metrics["monotonicity_violations"] = float(sum(monotonicity.values()))
+        metrics["monotonicity_violations"] = float(monotonicity.total)
+        metrics["monotonicity_violation_share"] = monotonicity.share
     metrics.update(model_metrics or {})
     return SplitEvidence(
         name=name,
         rows=len(y),
         metrics={k: float(v) for k, v in metrics.items()},
         bands=score_bands(y, p),
-        calibration=_calibration_table(y, p),
-        roc=_roc_table(y, p),
+        calibration=calibration_table(y, p),
+        roc=roc_table(y, p),
         fairness=fairness,
         drift=drift,
+        cost_curve=None if costs is None else cost_curve(y, p, costs, spec.decision.threshold),
     )
+
+
+def _model_metrics(spec: ModelSpec) -> dict[str, float]:
+    """The fit's own numbers a gate may read (the scorecard's sign violations)."""
+    info = spec.model.info()
+    return {k: float(info[k]) for k in ("scorecard_sign_violations",) if k in info}
+
+
+def _monotone_used(spec: ModelSpec, monotone: Mapping[str, int]) -> dict[str, int]:
+    """Declared directions of the features the model uses (a scorecard may drop some)."""
+    return {n: s for n, s in monotone.items() if n in spec.feature_names}
 
 
 def evaluate(
@@ -278,8 +309,14 @@ def evaluate(
         for name, part in splits.parts().items()
     }
     train_p = scored["train"]
+    # The served model's inputs only: a scorecard may leave candidate features out, and a
+    # batch sent to `creditgov drift` carries what the model reads.
+    used = list(spec.feature_names)
     reference = build_reference(
-        train.features, categorical=train.categorical, scores=train_p, bins=settings.drift_bins
+        train.features[used],
+        categorical=[c for c in train.categorical if c in set(used)],
+        scores=train_p,
+        bins=settings.drift_bins,
     )
 
     rng = np.random.default_rng(seed)
@@ -290,8 +327,9 @@ def evaluate(
     catalogue = _catalogue(spec, sample, sample_contrib, settings)
     # A property of the model, not of a split: checked once, reported on every split.
     monotonicity = monotonicity_violations(
-        spec, sample, settings.monotone, rows=MONOTONE_ROWS, grid=MONOTONE_GRID
-    )
+        spec, sample, _monotone_used(spec, settings.monotone), rows=MONOTONE_ROWS,
+        grid=MONOTONE_GRID,
+    )  # fmt: skip
     test_declined = scored["test"] >= spec.decision.threshold
     checks = check_reasons(
         spec,
@@ -304,7 +342,11 @@ def evaluate(
         seed=seed,
     )
     proxy = _proxy(train, settings)
-    model_metrics = {**checks.metrics(), "proxy_max": proxy.proxy_max if proxy else 0.5}
+    model_metrics = {
+        **checks.metrics(),
+        "proxy_max": proxy.proxy_max if proxy else 0.5,
+        **_model_metrics(spec),
+    }
 
     parts: dict[str, SplitEvidence] = {}
     for name, part in splits.parts().items():
@@ -342,7 +384,19 @@ def evaluate(
         reason_checks=checks,
         proxy=proxy,
         gates=gate_result,
+        **_spec_facts(spec),
     )
+
+
+def _spec_facts(spec: ModelSpec) -> dict[str, Any]:
+    """Evidence fields read off the spec: its sheet, calibration and what it changed."""
+    return {
+        "sheet": spec.sheet(),
+        "notes": (spec.calibration.note,) if spec.calibration.note else (),
+        "calibration": spec.calibration.method,
+        "costs": spec.decision.costs,
+        "score_scale": spec.score,
+    }
 
 
 def _catalogue(
@@ -457,8 +511,9 @@ def evaluate_batch(
     contrib = contributions(spec, sample)
     catalogue = catalogue.ordered(contrib.features)
     monotonicity = monotonicity_violations(
-        spec, sample, settings.monotone, rows=MONOTONE_ROWS, grid=MONOTONE_GRID
-    )
+        spec, sample, _monotone_used(spec, settings.monotone), rows=MONOTONE_ROWS,
+        grid=MONOTONE_GRID,
+    )  # fmt: skip
     p = spec.probability(dataset.features)
     checks = check_reasons(
         spec,
@@ -479,7 +534,7 @@ def evaluate_batch(
         settings=settings,
         monotonicity=monotonicity,
         probability=p,
-        model_metrics=checks.metrics(),
+        model_metrics={**checks.metrics(), **_model_metrics(spec)},
     )
     summary = SplitSummary(
         name="test",
@@ -508,4 +563,5 @@ def evaluate_batch(
         reason_checks=checks,
         proxy=None,
         gates=check_gates(gates, {"test": part.metrics}),
+        **_spec_facts(spec),
     )

@@ -26,6 +26,7 @@ import io
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MONOTONE_TOLERANCE",
     "Contributions",
+    "MonotonicityCheck",
     "contributions",
     "global_importance",
     "monotonicity_violations",
@@ -63,6 +65,64 @@ def contributions(spec: ModelSpec, frame: pd.DataFrame) -> Contributions:
     return spec.contributions(frame)
 
 
+@dataclass(frozen=True, eq=False)  # eq: Mapping's, so the check equals a plain dict
+class MonotonicityCheck(Mapping[str, int]):
+    """Violating steps per monotone feature, and how many steps were checked.
+
+    Reads as the mapping feature -> violating steps; `steps` holds the steps checked per
+    feature (rows moved x (grid points - 1)), so a count always comes with its unit:
+    "3 of 600 steps (0.5%)", never a bare "60".
+    """
+
+    violations: Mapping[str, int] = field(default_factory=dict)
+    steps: Mapping[str, int] = field(default_factory=dict)
+    rows: int = 0
+
+    def __getitem__(self, name: str) -> int:
+        return self.violations[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.violations)
+
+    def __len__(self) -> int:
+        return len(self.violations)
+
+    @property
+    def total(self) -> int:
+        return int(sum(self.violations.values()))
+
+    @property
+    def checked(self) -> int:
+        return int(sum(self.steps.values()))
+
+    @property
+    def share(self) -> float:
+        """Violating steps over steps checked; 0 when nothing was checked."""
+        return self.total / self.checked if self.checked else 0.0
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "feature": list(self.violations),
+                "rows": [self.rows] * len(self.violations),
+                "steps_checked": [self.steps.get(n, 0) for n in self.violations],
+                "violating_steps": list(self.violations.values()),
+                "share": [
+                    v / self.steps[n] if self.steps.get(n) else 0.0
+                    for n, v in self.violations.items()
+                ],
+            }
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "steps_checked": dict(self.steps),
+            "violating_steps": dict(self.violations),
+            "violation_share": self.share,
+        }
+
+
 def monotonicity_violations(
     spec: ModelSpec,
     frame: pd.DataFrame,
@@ -70,14 +130,15 @@ def monotonicity_violations(
     *,
     rows: int = 200,
     grid: int = 15,
-) -> dict[str, int]:
+) -> MonotonicityCheck:
     """Per monotone feature, how often its SHAP value steps against the declared sign.
 
     For up to `rows` rows of `frame`, the feature alone is moved across `grid` points (the
     quantiles of its values in `frame`) with every other feature held where it is, and
     the feature's own contribution is recomputed at each point. A step where it moves
     against the declared sign by more than `MONOTONE_TOLERANCE` is a violation; the gate
-    metric ``monotonicity_violations`` is the sum over features.
+    metrics are ``monotonicity_violations`` (the sum over features, in steps) and
+    ``monotonicity_violation_share`` (that sum over the steps checked).
 
     Why held fixed: a feature's TreeSHAP value also depends on the row's other features,
     so comparing different rows sorted by the feature shows "violations" in any model
@@ -89,11 +150,12 @@ def monotonicity_violations(
         raise ValueError(f"model.monotone names {unknown}, which the model does not use")
     base = frame.iloc[: min(rows, len(frame))].reset_index(drop=True)
     out: dict[str, int] = {}
+    steps_checked: dict[str, int] = {}
     for name, declared in monotone.items():
         x = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         x = x[~np.isnan(x)]
         if len(base) == 0 or x.size == 0:
-            out[name] = 0
+            out[name], steps_checked[name] = 0, 0
             continue
         points = np.unique(np.quantile(x, np.linspace(0.0, 1.0, grid)))
         moved = pd.concat([base.assign(**{name: v}) for v in points], ignore_index=True)
@@ -101,7 +163,8 @@ def monotonicity_violations(
         path = column.reshape(len(points), len(base)).T  # one row per base row, along the grid
         steps = np.diff(path, axis=1) * (1.0 if declared > 0 else -1.0)
         out[name] = int(np.count_nonzero(steps < -MONOTONE_TOLERANCE))
-    return out
+        steps_checked[name] = int(steps.size)
+    return MonotonicityCheck(out, steps_checked, len(base))
 
 
 def global_importance(contrib: Contributions) -> pd.DataFrame:

@@ -516,7 +516,21 @@ _ALL: tuple[Metric, ...] = (
     _evidence("selection_rate_ratio", True, "lowest / highest group approval rate (fairness)"),
     _evidence("demographic_parity_difference", False, "largest gap in selection rate (fairness)"),
     _evidence("equalized_odds_difference", False, "largest gap in TPR or FPR (fairness)"),
-    _evidence("monotonicity_violations", False, "features breaking their monotone constraint"),
+    _evidence(
+        "monotonicity_violations",
+        False,
+        "held-fixed steps moving against a declared monotone direction (count of steps)",
+    ),
+    _evidence(
+        "monotonicity_violation_share",
+        False,
+        "monotonicity_violations over the steps checked (rows x grid steps x features)",
+    ),
+    _evidence(
+        "scorecard_sign_violations",
+        False,
+        "scorecard characteristics whose points contradict their WOE (coefficient sign)",
+    ),
     _evidence(
         "reason_text_coverage", True, "share of features that can be a reason with a written text"
     ),

@@ -90,12 +90,17 @@ class Booster:
 
 
 class Additive:
-    """The `additive` form: logit = intercept + sum of terms; a term's push is term - ref."""
+    """The `additive` form: logit = intercept + scale x sum of terms; a term's push is term - ref.
+
+    A scorecard exports its integer points as the terms (coefficient -1, scale 1/factor),
+    so its pushes are points lost against each characteristic's best bin.
+    """
 
     def __init__(
         self, section: dict[str, Any], features: list[dict[str, Any]], files: dict[str, str]
     ) -> None:
         self.intercept = float(section["intercept"])
+        self.scale = float(section.get("scale", 1.0))
         self.terms = section["terms"]
         self.names = [t["name"] for t in self.terms]
 
@@ -112,18 +117,20 @@ class Additive:
             values[np.isnan(x)] = t["missing"]
         else:
             lookup = {level: table[i] for i, group in enumerate(t["groups"]) for level in group}
+            # `_text` gives str or a missing value; pandas 3 may hold the latter as NaN (it
+            # infers a string dtype for the mapped column), so test for str, not for None.
             values = (
                 _text(column)
-                .map(lambda v: t["missing"] if v is None else lookup.get(v, 0.0))
+                .map(lambda v: lookup.get(v, 0.0) if isinstance(v, str) else t["missing"])
                 .to_numpy(dtype=np.float64)
             )
         return t["coefficient"] * values
 
     def raw(self, frame: pd.DataFrame, encoded: np.ndarray) -> np.ndarray:
-        logit = np.full(len(frame), self.intercept, dtype=np.float64)
+        total = np.zeros(len(frame), dtype=np.float64)
         for t in self.terms:
-            logit += self._term(t, frame[t["name"]])
-        return 1.0 / (1.0 + np.exp(-logit))
+            total += self._term(t, frame[t["name"]])
+        return 1.0 / (1.0 + np.exp(-(self.intercept + self.scale * total)))
 
     def contributions(self, frame: pd.DataFrame, encoded: np.ndarray) -> np.ndarray:
         out = np.empty((len(frame), len(self.terms)), dtype=np.float64)
@@ -245,11 +252,14 @@ def check_state(state: Any) -> None:
         _str(files.get("booster"), "model.files.booster")
     elif model.get("form") == "additive":
         _num(model.get("intercept"), "model.intercept")
+        _num(model.get("scale", 1.0), "model.scale", 0.0)
         free = set(names)
         for i, term in enumerate(_list(model.get("terms"), "model.terms")):
             _check_term(_dict(term, f"model.terms[{i}]"), f"model.terms[{i}]", free)
     else:
         _fail("model.form", "'booster' or 'additive'")
+    if model.get("score_basis", "calibrated") not in ("calibrated", "raw"):
+        _fail("model.score_basis", "'calibrated' or 'raw'")
     cal = _dict(top.get("calibration"), "calibration")
     if cal.get("method") == "isotonic":
         x = _nums(cal.get("x"), "calibration.x", ascending=True)
@@ -406,6 +416,8 @@ class CreditScorer(PythonModel):
         }
         names = [f["name"] for f in self.features]
         self.columns = np.asarray([names.index(n) for n in self.form.names], dtype=np.intp)
+        # A scorecard's score is its points: read from the uncalibrated probability.
+        self.score_raw = section.get("score_basis") == "raw"
 
     def _calibrate(self, raw: np.ndarray) -> np.ndarray:
         cal = self.state["calibration"]
@@ -459,8 +471,9 @@ class CreditScorer(PythonModel):
         if missing:
             raise ValueError(f"missing required column(s): {', '.join(missing)}")
         x = encode(frame, self.features)
-        p = self.probability(frame, x)
-        q = np.clip(p, _EPS, 1 - _EPS)
+        raw = self.form.raw(frame, x)
+        p = self._calibrate(raw)
+        q = np.clip(raw if self.score_raw else p, _EPS, 1 - _EPS)
         rule = self.state["decision"]
         declined = p >= rule["threshold"]
         # Text comes out as object columns, as pandas 2 gives them: pandas 3 would otherwise

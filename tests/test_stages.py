@@ -9,6 +9,9 @@ the validation split alone, and must match exactly.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import lightgbm as lgb
 import numpy as np
 import pytest
@@ -17,7 +20,7 @@ from sklearn.isotonic import IsotonicRegression
 from creditgov import stages
 from creditgov.config import load_config
 from tests.conftest import CreditJob
-from training.models.calibration import PD_FLOOR
+from training.models.calibration import MIN_ISOTONIC_EVENTS, PD_FLOOR
 from training.models.encoding import encode
 from training.models.policy import choose_threshold
 from training.models.registry import get_kind
@@ -46,6 +49,11 @@ def test_calibration_and_cut_off_are_learned_on_the_validation_split(
     raw_valid = booster.predict(encode(splits.valid.features, inputs.features))
     np.testing.assert_array_equal(fitted.raw["valid"], raw_valid)
     y_valid = splits.valid.target
+    if method == "isotonic" and y_valid.sum() < MIN_ISOTONIC_EVENTS:
+        # Too few bads on valid for isotonic: the job fits sigmoid and says why.
+        assert spec.calibration.method == "sigmoid"
+        assert "isotonic asked" in spec.calibration.note
+        method = "sigmoid"
     if method == "isotonic":
         iso = IsotonicRegression(out_of_bounds="clip", y_min=PD_FLOOR, y_max=1 - PD_FLOOR)
         iso.fit(raw_valid, y_valid)
@@ -106,3 +114,31 @@ def test_the_drift_reference_and_the_test_evidence_come_from_their_own_splits(
         auc = roc_auc_score(part.target, spec.probability(part.features))
         assert evidence.splits[name].metrics["auc"] == pytest.approx(auc, abs=1e-12)
         assert evidence.splits[name].rows == part.n_rows
+
+
+def test_isotonic_on_too_few_bads_warns_in_the_run_the_report_and_the_console(
+    credit_job: CreditJob, tmp_path: Path
+) -> None:
+    """The fallback is said where a data scientist and a reviewer each look."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from tests.support import creditgov_in_process
+
+    path = credit_job(config_updates={"model": {"calibration": "isotonic"}})
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = creditgov_in_process("train", str(path), "--json", "out.json", cwd=tmp_path,
+                                tracking_uri=uri)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "warning: calibration: isotonic asked, sigmoid fitted instead" in done.stderr
+    summary = json.loads((tmp_path / "out.json").read_text())
+    (note,) = summary["notes"]
+    assert f"fewer than the {MIN_ISOTONIC_EVENTS:,}" in note
+    run = MlflowClient(uri).get_run(summary["run_id"])
+    assert run.data.tags["creditgov.notes"] == note
+    local = Path(
+        mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/reports", tracking_uri=uri)
+    )
+    assert note in (local / "report.html").read_text()
+    assert json.loads((local / "evidence.json").read_text())["model"]["calibration"] == "sigmoid"
+    assert f"Note: {note}" in (local / "model_card.md").read_text()

@@ -112,6 +112,8 @@ def print_result(summary: dict[str, Any], tracking_uri: str) -> None:
             for k, v in summary["best_params"].items()
         )
         console.print(f"Best of {summary['n_trials']} trials: {params}")
+    for note in summary.get("notes", []):
+        errors.print(f"[yellow]warning:[/] {note}", highlight=False)
     for dropped in summary["dropped_features"]:
         errors.print(
             f"[yellow]warning:[/] dropped feature {dropped['name']!r}: {dropped['reason']}"

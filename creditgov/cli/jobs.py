@@ -261,7 +261,11 @@ def report_(
         "report"
     ),
 ) -> None:
-    """Fetch a version's reviewer files: report.html, evidence.json, model_card.md."""
+    """Fetch a version's reviewer files: report.html, evidence.json, model_card.md.
+
+    A scorecard's points table (points_table.csv) and the characteristics it left out
+    (dropped_characteristics.csv) come with them.
+    """
     from creditgov.checks import fetch_reports
 
     files = fetch_reports(name, version, out)

@@ -43,6 +43,7 @@ __all__ = [
     "ReasonText",
     "RegistryConfig",
     "ScoreConfig",
+    "ScorecardConfig",
     "SearchParam",
     "SplitConfig",
     "TrackingConfig",
@@ -134,11 +135,36 @@ class SplitConfig(_Strict):
         return self
 
 
+class ScorecardConfig(_Strict):
+    """`model.scorecard`: which characteristics the WOE scorecard keeps (type scorecard)."""
+
+    min_iv: Annotated[float, Field(ge=0.0, le=10.0)] = 0.02
+    max_features: Annotated[int, Field(ge=1, le=1000)] | None = None
+    max_correlation: Annotated[float, Field(gt=0.0, le=1.0)] = 0.8
+    on_sign_flip: Literal["drop", "fail"] = "drop"
+    #: feature -> optbinning monotonic trend; default: model.monotone's sign, else
+    #: auto_asc_desc. The scorecard checks names and trends when it bins, before any run.
+    monotonic_trend: dict[str, str] = Field(default_factory=dict)
+
+
 class ModelConfig(_Strict):
     type: str = "lightgbm"  # a model kind: a module of training/models/kinds/
     params: dict[str, Any] = Field(default_factory=dict)
     monotone: dict[str, Literal[-1, 1]] = Field(default_factory=dict)
-    calibration: Literal["none", "isotonic", "sigmoid"] = "none"
+    calibration: Literal["none", "isotonic", "sigmoid", "auto"] = "none"
+    scorecard: ScorecardConfig = Field(default_factory=ScorecardConfig)
+
+    @model_validator(mode="after")
+    def _trends_agree(self) -> ModelConfig:
+        asc = {"ascending": 1, "descending": -1}
+        for feature, trend in self.scorecard.monotonic_trend.items():
+            sign = self.monotone.get(feature)
+            if sign is not None and asc.get(trend, sign) != sign:
+                raise ValueError(
+                    f"model.scorecard.monotonic_trend.{feature} is {trend} but model.monotone "
+                    f"declares {sign:+d}; make them agree or drop one"
+                )
+        return self
 
     @field_validator("type")
     @classmethod

@@ -50,13 +50,17 @@ HEADLINE = (
     ("psi_max", "Max feature PSI"),
     ("selection_rate_ratio", "Selection-rate ratio"),
 )
+#: The extra card for a cost-based decision rule.
+COST_CARD = (("expected_cost", "Expected cost per row"),)
 #: Metric table order; metrics not listed follow in the report and are left out of the card.
 METRIC_ORDER = (
     "auc", "gini", "ks", "brier", "log_loss", "ece", "average_precision", "recall_at_1pct_fpr",
     "precision_at_top_1pct", "approval_rate", "bad_rate_approved", "precision", "recall",
-    "true_positives", "false_positives", "true_negatives", "false_negatives", "psi_max", "score_psi",
+    "true_positives", "false_positives", "true_negatives", "false_negatives", "expected_cost",
+    "psi_max", "score_psi",
     "selection_rate_ratio", "demographic_parity_difference", "equalized_odds_difference",
-    "monotonicity_violations", "reason_text_coverage", "reason_faithfulness", "reason_stability",
+    "monotonicity_violations", "monotonicity_violation_share", "scorecard_sign_violations",
+    "reason_text_coverage", "reason_faithfulness", "reason_stability",
     "proxy_max",
 )  # fmt: skip
 
@@ -174,9 +178,7 @@ def _explainability(evidence: Evidence) -> dict[str, Any]:
             for f in checks.first["feature"]
         ]
     )
-    mono = pd.DataFrame(
-        {"feature": list(evidence.monotonicity), "violations": list(evidence.monotonicity.values())}
-    )
+    mono = evidence.monotonicity.table()
     examples = evidence.reason_examples
     return {
         "importance": _figure(shap_plots.get("importance"), "mean |SHAP|"),
@@ -203,6 +205,89 @@ def _explainability(evidence: Evidence) -> dict[str, Any]:
         ),
         "uncovered": list(checks.uncovered),
         "monotonicity": table(mono, left=["feature"]) if len(mono) else None,
+        "monotonicity_summary": _monotonicity_summary(evidence),
+    }
+
+
+def _monotonicity_summary(evidence: Evidence) -> str:
+    check = evidence.monotonicity
+    return (
+        f"{check.total:,} of {check.checked:,} steps checked moved against the declared "
+        f"direction ({check.share:.2%}): {check.rows} rows, each monotone feature moved "
+        "alone across a grid of its quantiles with the other features held."
+    )
+
+
+#: Sheet columns written as percentages (a share of rows, a bad rate).
+PERCENT_COLUMNS = frozenset({"share", "bad_rate"})
+#: Sheet column headers as a credit officer reads them (the CSV keeps the plain names).
+HEADERS = {"woe": "WOE", "iv": "IV", "characteristic_iv": "characteristic IV"}
+
+
+def _percent(value: Any) -> str:
+    return "—" if value is None or value != value else f"{float(value):.1%}"
+
+
+def _sheet_table(frame: pd.DataFrame, cell: Callable[[Any], str]) -> Table:
+    """A sheet table as text: per-characteristic rows grouped, shares as percentages.
+
+    A table of bins (with a `characteristic` column) names the characteristic and its
+    total IV once, on its first bin, and starts each characteristic with a rule; an
+    empty bin (count 0, e.g. no missing values in training) is shown in grey.
+    """
+    shown = pd.DataFrame(
+        {c: [(_percent if c in PERCENT_COLUMNS else cell)(v) for v in frame[c]] for c in frame}
+    )
+    classes = [""] * len(frame)
+    if "characteristic" in frame and "bin" in frame:
+        first = (~frame["characteristic"].duplicated()).to_numpy()
+        for column in ("characteristic", "characteristic_iv"):
+            if column in shown:
+                shown[column] = shown[column].where(first, "")
+        empty = (frame["count"] == 0).to_numpy() if "count" in frame else np.zeros(len(frame))
+        classes = [
+            " ".join(c for c, on in (("group", f), ("small", e)) if on)
+            for f, e in zip(first, empty, strict=True)
+        ]
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    headers = {c: HEADERS.get(c, c.replace("_", " ")) for c in frame.columns}
+    return table(
+        shown.rename(columns=headers),
+        left=[headers[c] for c in text],
+        row_class=pd.Series(classes, dtype=object),
+        cell=str,
+    )
+
+
+def _sheet(evidence: Evidence, *, cell: Callable[[Any], str] = fmt) -> dict[str, Any] | None:
+    """The kind's own sheet (the scorecard's points table), as tables and facts."""
+    sheet = evidence.sheet
+    if sheet is None:
+        return None
+    facts = [*sheet.facts, ("probability cut-off", f"{evidence.threshold:.4f}")]
+    return {
+        "title": sheet.title,
+        "facts": table(
+            pd.DataFrame(facts, columns=["item", "value"]), left=["item", "value"], cell=cell
+        ),
+        "tables": {
+            name.replace("_", " "): _sheet_table(frame, cell)
+            for name, frame in sheet.tables.items()
+        },
+        "notes": list(sheet.notes),
+    }
+
+
+def _cost(evidence: Evidence) -> dict[str, Any] | None:
+    """The cost-based rule: its costs, the expected cost and the curve it was chosen on."""
+    test = _test_split(evidence)
+    if evidence.costs is None or test.cost_curve is None:
+        return None
+    return {
+        "cost_false_negative": evidence.costs[0],
+        "cost_false_positive": evidence.costs[1],
+        "expected_cost": fmt(test.metrics.get("expected_cost"), 4),
+        "plot": Figure("expected cost by threshold", plots.cost_plot(evidence)),
     }
 
 
@@ -238,6 +323,7 @@ def _summary_flags(evidence: Evidence) -> list[str]:
             + "; ".join(f"{f} predicts {', '.join(a)}" for f, a in evidence.proxy.flagged.items())
             + f" (AUC ≥ {evidence.proxy.threshold:g})"
         )
+    flags.extend(evidence.notes)
     if evidence.reason_checks.general:
         flags.append(
             f"{evidence.reason_checks.general} test decline(s) have no adverse factor: the "
@@ -299,8 +385,13 @@ def report_context(evidence: Evidence, lineage: Mapping[str, Any]) -> dict[str, 
             if key != "model_version" and value not in (None, "")
         ],
         "headline": [
-            (label, fmt(test.metrics.get(key), 3)) for key, label in HEADLINE if key in test.metrics
+            (label, fmt(test.metrics.get(key), 3))
+            for key, label in (*HEADLINE, *(COST_CARD if evidence.costs else ()))
+            if key in test.metrics
         ],
+        "cutoff_points": _cutoff_points(evidence),
+        "sheet": _sheet(evidence),
+        "cost": _cost(evidence),
         "gates": _gates(evidence),
         "splits": table(_splits(evidence), left=["name", "date_min", "date_max"]),
         "metrics": table(_metrics(evidence, unlisted=True), left=["metric"]),
@@ -315,6 +406,18 @@ def report_context(evidence: Evidence, lineage: Mapping[str, Any]) -> dict[str, 
     }
 
 
+def _cutoff_points(evidence: Evidence) -> str:
+    """The cut-off in points: the sheet's exact integer one, else the PD cut-off's points."""
+    if evidence.sheet is not None:
+        facts = dict(evidence.sheet.facts)
+        if "cut-off" in facts:
+            return facts["cut-off"]
+    scale = evidence.score_scale
+    if scale is None:
+        return "—"
+    return f"{float(scale.points(np.array([evidence.threshold]))[0]):.1f} points (score below it)"
+
+
 def model_card_context(evidence: Evidence, lineage: Mapping[str, Any]) -> dict[str, Any]:
     """The names `model_card.md.j2` reads; its tables are markdown-safe text."""
     test = _test_split(evidence)
@@ -327,6 +430,10 @@ def model_card_context(evidence: Evidence, lineage: Mapping[str, Any]) -> dict[s
         "fairness": fairness if fairness is not None and fairness.groups else None,
         "importance": table(evidence.importance.head(10), cell=_markdown_cell),
         "drift": test.drift,
+        "sheet": _sheet(evidence, cell=_markdown_cell),
+        "cutoff_points": _cutoff_points(evidence),
+        "monotonicity_summary": _monotonicity_summary(evidence),
+        "expected_cost": fmt(test.metrics.get("expected_cost"), 4) if evidence.costs else None,
     }
 
 

@@ -28,6 +28,8 @@ class ReportFiles:
     html: Path
     json: Path
     model_card: Path
+    #: The model sheet's tables as CSV (the scorecard's `points_table.csv` …).
+    tables: tuple[Path, ...] = ()
 
 
 def _write_json(path: Path, context: Mapping[str, Any], body: Mapping[str, Any]) -> None:
@@ -36,11 +38,17 @@ def _write_json(path: Path, context: Mapping[str, Any], body: Mapping[str, Any])
 
 
 def write_report(evidence: Evidence, out_dir: Path, context: Mapping[str, Any]) -> ReportFiles:
-    """Write the three files into `out_dir`; `context` adds lineage (version, run id, trainer…)."""
+    """Write the three files (and the sheet's CSVs) into `out_dir`; `context` adds lineage."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    sheet_tables = {} if evidence.sheet is None else dict(evidence.sheet.tables)
     paths = ReportFiles(
-        out_dir / "report.html", out_dir / "evidence.json", out_dir / "model_card.md"
+        out_dir / "report.html",
+        out_dir / "evidence.json",
+        out_dir / "model_card.md",
+        tuple(out_dir / f"{name}.csv" for name in sheet_tables),
     )
+    for path, frame in zip(paths.tables, sheet_tables.values(), strict=True):
+        path.write_text(frame.to_csv(index=False), encoding="utf-8")
     _write_json(paths.json, context, evidence.to_json())
     paths.html.write_text(render_html(evidence, context), encoding="utf-8")
     paths.model_card.write_text(render_model_card(evidence, context), encoding="utf-8")

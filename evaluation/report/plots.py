@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from evaluation.drift import DriftResult
     from evaluation.evidence import Evidence
 
-__all__ = ["calibration_plot", "fairness_plot", "psi_plot", "roc_ks_plot"]
+__all__ = ["calibration_plot", "cost_plot", "fairness_plot", "psi_plot", "roc_ks_plot"]
 
 
 def _pyplot() -> Any:
@@ -122,5 +122,28 @@ def psi_plot(drift: DriftResult) -> bytes:
     )
     ax.set(xlabel="PSI against the training population", title="Population stability by feature")
     ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def cost_plot(evidence: Evidence) -> bytes:
+    """Expected cost per row on test by threshold, with the cost-optimal cut-off marked.
+
+    The cut-off was chosen on the validation split; the test curve shows whether it sits
+    near the bottom of the test split's curve too.
+    """
+    test = evidence.splits.get("test") or next(iter(evidence.splits.values()))
+    curve = test.cost_curve
+    fig, ax = _pyplot().subplots(figsize=(6.0, 3.4))
+    if curve is not None and len(curve):
+        ax.plot(curve.threshold, curve.expected_cost, color="#2b5bd7")
+        chosen = curve[curve.chosen]
+        ax.scatter(chosen.threshold, chosen.expected_cost, color="#d9822b", zorder=3,
+                   label=f"chosen on valid: {evidence.threshold:.4f}")  # fmt: skip
+        ax.legend(fontsize=8)
+        if (curve.threshold > 0).all():
+            ax.set_xscale("log")
+    ax.set(xlabel="threshold (flag at probability ≥ it)", ylabel="expected cost per row",
+           title="Expected cost on test")  # fmt: skip
     fig.tight_layout()
     return _png(fig)

@@ -13,14 +13,17 @@ from pathlib import Path
 
 import lightgbm as lgb
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from creditgov.config import load_config
-from creditgov.job import run
+from creditgov.config import JobConfig, load_config
+from creditgov.job import JobResult, prepare, run
 from evaluation.explain import contributions
+from tests.browser import overflowing
 from tests.reason_checks import assert_only_adverse_reasons, codes_to_features
+from tests.scorecard_reference import assert_meets_optbinning
 from training.models.encoding import FeatureSpec, encode
 from training.models.spec import spec_from_state
 
@@ -36,10 +39,10 @@ def credit_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.mark.parametrize("model_type", ["lightgbm", "scorecard"])
-def test_every_decline_on_real_data_names_only_adverse_factors(
-    credit_data: Path, tmp_path: Path, model_type: str
-) -> None:
+KINDS = ("lightgbm", "scorecard")
+
+
+def _config(credit_data: Path, folder: Path, model_type: str) -> Path:
     config = {
         "name": f"real-{model_type}",
         "data": {"source": str(credit_data), "target": "Status", "positive_label": "bad",
@@ -54,10 +57,32 @@ def test_every_decline_on_real_data_names_only_adverse_factors(
                                         "Records": {"code": "R02", "text": "Arrears records: {value}"}}},
         "gates": [],
         "registry": {"model_name": f"real-{model_type}"},
-        "tracking": {"uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+        "tracking": {"uri": f"sqlite:///{folder / 'mlflow.db'}"},
     }  # fmt: skip
-    (tmp_path / "job.yaml").write_text(yaml.safe_dump(config))
-    result = run(load_config(tmp_path / "job.yaml"))
+    path = folder / f"job-{model_type}.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(
+    credit_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[JobResult, JobConfig, Path]]:
+    """Each kind trained once on the real data, into one store: (result, config, folder)."""
+    folder = tmp_path_factory.mktemp("real-jobs")
+    out = {}
+    for model_type in KINDS:
+        config = load_config(_config(credit_data, folder, model_type))
+        out[model_type] = (run(config), config, folder / model_type)
+    return out
+
+
+@pytest.mark.parametrize("model_type", KINDS)
+def test_every_decline_on_real_data_names_only_adverse_factors(
+    trained: dict[str, tuple[JobResult, JobConfig, Path]], credit_data: Path, tmp_path: Path,
+    model_type: str,
+) -> None:  # fmt: skip
+    result, _, _ = trained[model_type]
     rows = pd.read_parquet(credit_data).drop(columns="Status")
     served = mlflow.pyfunc.load_model(result.model_uri).predict(rows)
     local = Path(
@@ -86,3 +111,51 @@ def test_every_decline_on_real_data_names_only_adverse_factors(
         "Arrears records: yes",
         "Arrears records: no",
     }
+
+
+def test_the_scorecard_on_real_data_meets_optbinning_with_whole_points(
+    trained: dict[str, tuple[JobResult, JobConfig, Path]], credit_data: Path, tmp_path: Path
+) -> None:
+    """Test AUC within 0.01 of optbinning's Scorecard on the same split, no sign violation,
+    and integer points adding up to the served score on every test row."""
+    result, config, _ = trained["scorecard"]
+    splits = prepare(config)
+    ours = result.metrics["test"]["auc"]
+    assert_meets_optbinning(ours, splits, config.model.monotone, "real data")
+    assert result.metrics["test"]["scorecard_sign_violations"] == 0
+    local = Path(
+        mlflow.artifacts.download_artifacts(f"runs:/{result.run_id}/reports",
+                                            tracking_uri=config.tracking.uri)
+    )  # fmt: skip
+    table = pd.read_csv(local / "points_table.csv")
+    assert table["points"].dtype.kind == "i"
+    sheet = json.loads((local / "evidence.json").read_text())["model_sheet"]
+    base = int(sheet["facts"]["base points"])
+    mlflow.set_tracking_uri(config.tracking.uri)
+    model = mlflow.pyfunc.load_model(result.model_uri)
+    state_dir = Path(mlflow.artifacts.download_artifacts(result.model_uri,
+                                                         dst_path=str(tmp_path / "m")))  # fmt: skip
+    state = json.loads(next(state_dir.rglob("state.json")).read_text())
+    spec = spec_from_state(state, {})
+    # The test split as a caller sends it: whole-number columns as integers (the signature).
+    rows = splits.test.features.astype(
+        {f["name"]: "int64" for f in state["features"] if f["dtype"] == "long"}
+    )
+    total = np.full(len(rows), float(base))
+    for c in spec.model.characteristics:  # type: ignore[attr-defined]
+        points = table[table.characteristic == c.name]["points"].to_numpy()
+        total += np.append(points, 0)[c.binned.bin_index(rows[c.name])]
+    np.testing.assert_array_equal(model.predict(rows)["score"].to_numpy(), total)
+
+
+@pytest.mark.parametrize("model_type", KINDS)
+def test_the_report_on_real_data_fits_a_1280px_page(
+    trained: dict[str, tuple[JobResult, JobConfig, Path]], model_type: str
+) -> None:
+    result, config, folder = trained[model_type]
+    local = Path(
+        mlflow.artifacts.download_artifacts(f"runs:/{result.run_id}/reports",
+                                            tracking_uri=config.tracking.uri,
+                                            dst_path=str(folder / "reports"))
+    )  # fmt: skip
+    assert overflowing(local) == []

@@ -15,10 +15,12 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from creditgov.job import run
+from creditgov.job import prepare, run
 from evaluation.explain import contributions
 from evaluation.reasons import ReasonCatalogue, reason_frame
 from tests.reason_checks import assert_only_adverse_reasons, codes_to_features
+from tests.scorecard_reference import assert_meets_optbinning
+from tests.support import creditgov
 from training.models.calibration import Calibration
 from training.models.encoding import FeatureSpec, encode
 from training.models.spec import spec_from_state
@@ -137,7 +139,9 @@ def test_credit_lightgbm_job_trains_tunes_logs_and_registers(
         for f in state["features"]
     ]
     cal = state["calibration"]
-    calibration = Calibration("isotonic", tuple(cal["x"]), tuple(cal["y"]))
+    # calibration: auto — sigmoid on this small demo's validation split (< 1,000 bads).
+    assert cal["method"] == "sigmoid"
+    calibration = Calibration("sigmoid", slope=cal["slope"], intercept=cal["intercept"])
     expected = calibration.apply(lgb.Booster(model_str=text).predict(encode(rows, specs)))
     np.testing.assert_allclose(served["probability"].to_numpy(), expected, rtol=0, atol=1e-12)
     threshold = state["decision"]["threshold"]
@@ -200,14 +204,51 @@ def test_same_config_and_data_give_the_same_model(shipped_config, tmp_path: Path
     assert first.best_params == second.best_params
 
 
-def test_scorecard_job_logs_a_points_table(shipped_config, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_scorecard_job_puts_its_points_table_in_all_four_places(
+    shipped_config, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """report.html (its own section), evidence.json, model_card.md and points_table.csv,
+    all fetched by `creditgov report`; the served score is the sum of the integer points."""
     config = shipped_config("credit_scorecard.yaml", "tuning.n_trials=2")
     result = run(config)
-    client = MlflowClient(tracking_uri=config.tracking.uri, registry_uri=config.tracking.uri)
-    path = client.download_artifacts(result.run_id, "scorecard/points_table.csv", str(tmp_path))
-    table = pd.read_csv(path)
-    assert set(table.columns) == {"characteristic", "bin", "woe", "coefficient", "points"}
+    out = tmp_path / "fetched"
+    done = creditgov(
+        "report", result.model_name, result.model_version, "--out", str(out),
+        cwd=tmp_path, tracking_uri=config.tracking.uri, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert {"points_table.csv", "report.html", "evidence.json", "model_card.md"} <= {
+        p.name for p in out.iterdir()
+    }
+    table = pd.read_csv(out / "points_table.csv")
+    assert list(table.columns) == [
+        "characteristic", "bin", "count", "share", "bads", "bad_rate", "woe", "iv",
+        "characteristic_iv", "points",
+    ]  # fmt: skip
+    assert table["points"].dtype.kind == "i"
     assert set(table.characteristic) >= {"bureau_score", "debt_to_income"}
+    # optbinning's counts: each characteristic's bins hold every training row once.
+    assert (table.groupby("characteristic")["count"].sum() == result.splits[0].rows).all()
+    evidence = json.loads((out / "evidence.json").read_text())
+    sheet = evidence["model_sheet"]
+    assert sheet["title"] == "Scorecard"
+    assert (
+        pd.DataFrame(sheet["tables"]["points_table"])["points"].tolist() == table["points"].tolist()
+    )
+    assert evidence["metrics"]["test"]["scorecard_sign_violations"] == 0
+    html = (out / "report.html").read_text()
+    assert '<section id="sheet"><h2>Scorecard</h2>' in html and "Points table" in html
+    assert f"cut-off in points: {sheet['facts']['cut-off']}" in html
+    card = (out / "model_card.md").read_text()
+    assert "## Scorecard" in card and "### Points table" in card
+    assert "| base points |" in card
+    base = int(sheet["facts"]["base points"])
+    low, high = (int(v) for v in sheet["facts"]["score range"].split(" to "))
+    by_char = table.groupby("characteristic", sort=False)["points"]
+    assert (low, high) == (base + by_char.min().sum(), base + by_char.max().sum())
+    # Within 0.01 of optbinning's own Scorecard fitted on the same split.
+    ours, splits = result.metrics["test"]["auc"], prepare(config)
+    assert_meets_optbinning(ours, splits, config.model.monotone, "synthetic")
     assert result.metrics["test"]["auc"] > 0.7
     model = mlflow.pyfunc.load_model(result.model_uri)
     assert set(model.predict(pd.DataFrame(model.input_example)).decision) <= {"approve", "decline"}
@@ -219,6 +260,12 @@ def test_scorecard_job_logs_a_points_table(shipped_config, tmp_path: Path) -> No
     spec = spec_from_state(state, {})
     rows = pd.read_parquet(Path(config.data.source)).tail(1500).reset_index(drop=True)
     served = model.predict(rows)
+    # The served score is the base points plus the CSV's points of each row's bins, exactly.
+    total = np.full(len(rows), float(base))
+    for c in spec.model.characteristics:
+        points = table[table.characteristic == c.name]["points"].to_numpy()
+        total += np.append(points, 0)[c.binned.bin_index(rows[c.name])]  # unseen level: 0
+    np.testing.assert_array_equal(served["score"].to_numpy(), total)
     contrib = contributions(spec, rows)
     checked = assert_only_adverse_reasons(
         served, contrib.values, contrib.features, codes_to_features(state),
@@ -250,6 +297,20 @@ def test_fraud_job_uses_a_cost_threshold_and_fraud_labels(shipped_config, data_d
     )
     # Flagging costs 1, missing a fraud 50: the cut must sit well below 50%.
     assert 0 < result.threshold < 0.5
+    # The report shows the cost the rule minimises, and the curve it was chosen on.
+    reports = Path(mlflow.artifacts.download_artifacts(f"runs:/{result.run_id}/reports"))
+    evidence = json.loads((reports / "evidence.json").read_text())
+    assert evidence["model"]["decision"]["cost_false_negative"] == 50.0
+    cost = evidence["metrics"]["test"]["expected_cost"]
+    m = evidence["metrics"]["test"]
+    rows = m["true_positives"] + m["false_positives"] + m["true_negatives"] + m["false_negatives"]
+    assert cost == pytest.approx((50.0 * m["false_negatives"] + 1.0 * m["false_positives"]) / rows)
+    curve = pd.DataFrame(evidence["cost_curve"]["test"])
+    chosen = curve[curve.chosen]
+    assert len(chosen) == 1 and chosen.expected_cost.iloc[0] == pytest.approx(cost)
+    html = (reports / "report.html").read_text()
+    assert "<h3>Cost-based cut-off</h3>" in html and "Expected cost per row" in html
+    assert f"{cost:.4f}" in html
 
 
 def test_a_failure_inside_the_run_ends_it_failed_and_registers_nothing(

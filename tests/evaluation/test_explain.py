@@ -19,7 +19,6 @@ from evaluation.explain import (
 )
 from tests.training.helpers import credit_splits
 from training.models.encoding import encode
-from training.models.kinds.scorecard import points_table
 from training.models.policy import ScoreScale
 from training.models.spec import ModelSpec, fit_model
 from training.split import Splits
@@ -95,31 +94,25 @@ def test_scorecard_contributions_are_points_below_each_best_bin(
 ) -> None:
     rows = splits.test.features.head(60)
     contrib = contributions(scorecard, rows)
-    card = scorecard.model
-    table = points_table(card.characteristics, card.intercept, SCALE)
+    sheet = scorecard.sheet()
+    assert sheet is not None
+    table = sheet.tables["points_table"]
     best = table.groupby("characteristic", sort=False)["points"].max()
-    m = len(card.characteristics)
+    card = scorecard.model
     for j, c in enumerate(card.characteristics):
         assert contrib.features[j] == c.name
-        woe = c.transform(rows[c.name])
-        mine = table[table.characteristic == c.name]
-        row_points = np.array([mine.points[np.isclose(mine.woe, round(w, 6))].iloc[0] for w in woe])
-        # points_table rounds to 0.01; ours are exact.
-        np.testing.assert_allclose(contrib.values[:, j], best[c.name] - row_points, atol=0.011)
-        in_best = np.isclose(row_points, best[c.name])
+        mine = table[table.characteristic == c.name].reset_index(drop=True)
+        row_points = mine["points"].to_numpy()[c.binned.bin_index(rows[c.name])]
+        np.testing.assert_array_equal(contrib.values[:, j], best[c.name] - row_points)
+        in_best = row_points == best[c.name]
         assert np.all(contrib.values[in_best, j] == 0.0)
         assert np.all(contrib.values[~in_best, j] > 0.0)
     assert (contrib.values == 0).any() and (contrib.values > 0).any()
-    # score = max total points - sum of contributions.
-    np.testing.assert_allclose(contrib.base, best.sum(), atol=0.01 * m)
+    # score = base points + max points of every characteristic - sum of contributions, exactly.
+    base = int(dict(sheet.facts)["base points"])
+    np.testing.assert_array_equal(contrib.base, base + best.sum())
     score = scorecard.predict(rows)["score"].to_numpy()
-    np.testing.assert_allclose(best.sum() - contrib.values.sum(axis=1), score, atol=0.01 * m + 0.01)
-    # Unrounded, the identity is exact.
-    np.testing.assert_allclose(
-        contrib.base - contrib.values.sum(axis=1),
-        SCALE.points(scorecard.raw_probability(rows)),
-        atol=1e-6,
-    )
+    np.testing.assert_array_equal(contrib.base - contrib.values.sum(axis=1), score)
 
 
 def test_contributions_refuse_a_frame_without_the_models_features(lgbm: ModelSpec) -> None:
@@ -154,6 +147,11 @@ def test_violations_count_steps_of_the_held_fixed_path(lgbm: ModelSpec, splits: 
         "bureau_score"
     ]
     assert 0 < count <= rows * (grid - 1)
+    check = monotonicity_violations(lgbm, splits.test.features, flipped, rows=rows, grid=grid)
+    # The unit is stated: steps checked = rows x (grid points - 1), share = count / steps.
+    assert check.rows == rows and check.steps["bureau_score"] == rows * (grid - 1)
+    assert check.share == pytest.approx(count / (rows * (grid - 1)))
+    assert check.table().loc[0, "violating_steps"] == count
     with pytest.raises(ValueError, match="z"):
         monotonicity_violations(lgbm, splits.test.features, {"z": 1})
 

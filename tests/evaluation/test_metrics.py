@@ -52,6 +52,8 @@ EVIDENCE_NAMES = {
     "demographic_parity_difference",
     "equalized_odds_difference",
     "monotonicity_violations",
+    "monotonicity_violation_share",
+    "scorecard_sign_violations",
     "reason_text_coverage",
     "reason_faithfulness",
     "reason_stability",

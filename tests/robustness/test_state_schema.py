@@ -30,31 +30,36 @@ from registry.register import MODEL_FILE, scoring_requirements, signature_for
 from registry.scoring_model import LABELS, MAX_REASONS, check_state
 from tests.training.helpers import credit_splits
 from training.models.policy import decision_labels
-from training.models.registry import get_kind
 
 REPO = Path(__file__).resolve().parents[2]
 #: The folder's signature is explicit; no input example is needed to load it.
 pytestmark = pytest.mark.filterwarnings("ignore:.*input example was not provided:UserWarning")
-#: (config, overrides): every shipped config, and the logistic kind and sigmoid calibration
-#: that no shipped config uses.
+#: (config, overrides, rows): every shipped config, the logistic kind and sigmoid calibration
+#: that no shipped config uses, and isotonic on enough rows that valid holds over 1,000 bads.
 CASES = {
-    "credit_scoring": ("credit_scoring.yaml", []),
-    "credit_scorecard": ("credit_scorecard.yaml", []),
-    "fraud_detection": ("fraud_detection.yaml", []),
+    "credit_scoring": ("credit_scoring.yaml", [], 1500),
+    "credit_scorecard": ("credit_scorecard.yaml", [], 1500),
+    "fraud_detection": ("fraud_detection.yaml", [], 1500),
     "logistic_sigmoid": (
         "credit_scoring.yaml",
         ["model.type=logistic", "model.calibration=sigmoid"],
+        1500,
+    ),
+    "lightgbm_isotonic": (
+        "credit_scoring.yaml",
+        ["model.calibration=isotonic", "model.params.num_boost_round=20"],
+        70_000,
     ),
 }
 State = dict[str, Any]
 Files = dict[str, tuple[str, str]]
 
 
-def _real_state(config_name: str, overrides: list[str]) -> tuple[State, Files]:
-    """The state the job would log for the config: fit on 1,500 rows, no tuning."""
+def _real_state(config_name: str, overrides: list[str], rows: int) -> tuple[State, Files]:
+    """The state the job would log for the config: fit on `rows` rows, no tuning."""
     config = load_config(REPO / "configs" / config_name, ["tuning.n_trials=0", *overrides])
-    splits = credit_splits(1500, seed=1)  # make_credit(1500, seed=1) through load_dataset
-    spec = stages.fit_final(config, get_kind(config.model.type).inputs(splits), {}).spec
+    splits = credit_splits(rows, seed=1)  # make_credit(rows, seed=1) through load_dataset
+    spec = stages.fit_final(config, stages.model_inputs(config, splits), {}).spec
     sample = splits.test.features.head(200)
     catalogue = build_catalogue(
         sample,
@@ -191,10 +196,12 @@ MUTATIONS: list[tuple[str, str, Mutation, str]] = [
     ("zero base odds", "credit_scoring", lambda s: _put(s["score"], base_odds=0), "score.base_odds"),
     ("score a list", "credit_scoring", lambda s: _put(s, score=[600, 50, 20]), "score"),
     ("unknown calibration", "credit_scoring", lambda s: _put(s["calibration"], method="magic"), "calibration.method"),
-    ("isotonic y above 1", "credit_scoring", lambda s: s["calibration"]["y"].__setitem__(-1, 1.5), "calibration.y["),
-    ("isotonic x unsorted", "credit_scoring", lambda s: s["calibration"]["x"].reverse(), "calibration.x"),
-    ("isotonic lengths differ", "fraud_detection", lambda s: s["calibration"]["y"].pop(), "calibration.y"),
+    ("isotonic y above 1", "lightgbm_isotonic", lambda s: s["calibration"]["y"].__setitem__(-1, 1.5), "calibration.y["),
+    ("isotonic x unsorted", "lightgbm_isotonic", lambda s: s["calibration"]["x"].reverse(), "calibration.x"),
+    ("isotonic lengths differ", "lightgbm_isotonic", lambda s: s["calibration"]["y"].pop(), "calibration.y"),
     ("sigmoid NaN slope", "logistic_sigmoid", lambda s: _put(s["calibration"], slope=math.nan), "calibration.slope"),
+    ("points scale zero", "credit_scorecard", lambda s: _put(s["model"], scale=0.0), "model.scale"),
+    ("unknown score basis", "credit_scorecard", lambda s: _put(s["model"], score_basis="cooked"), "model.score_basis"),
     ("other format", "credit_scoring", lambda s: _put(s, format="creditgov-scoring/1"), "format"),
 ]
 # fmt: on

@@ -12,12 +12,13 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from tests.training.helpers import credit_splits
-from training.models.calibration import PD_FLOOR, fit_calibration
+from training.models.base import KindSettings
+from training.models.calibration import MIN_ISOTONIC_EVENTS, PD_FLOOR, fit_calibration
 from training.models.encoding import FeatureSpec, encode, feature_specs
 from training.models.kinds.lightgbm import LightGBMFit, fit_lightgbm, lightgbm_params
-from training.models.kinds.scorecard import fit_scorecard, points_table, woe_matrix
 from training.models.policy import ScoreScale, choose_threshold
 from training.models.registry import get_kind, kind_names
+from training.models.scorecard_bins import Selection
 from training.models.spec import fit_model
 from training.split import Splits
 
@@ -44,15 +45,36 @@ def test_encoding_maps_unseen_and_missing_levels_to_nan() -> None:
 
 def test_isotonic_calibration_matches_sklearn() -> None:
     rng = np.random.default_rng(0)
-    raw = rng.uniform(size=2000)
-    y = (rng.uniform(size=2000) < raw**2).astype(np.int8)
+    raw = rng.uniform(size=6000)
+    y = (rng.uniform(size=6000) < raw**2).astype(np.int8)  # ~2,000 bads: enough for isotonic
     cal = fit_calibration("isotonic", raw, y)
+    assert cal.method == "isotonic" and cal.note == ""
     expected = IsotonicRegression(out_of_bounds="clip", y_min=PD_FLOOR, y_max=1 - PD_FLOOR).fit(
         raw, y
     )
     grid = np.linspace(-0.1, 1.1, 301)
     np.testing.assert_allclose(cal.apply(grid), expected.predict(grid), atol=1e-12)
     assert cal.apply(np.array([0.0]))[0] >= PD_FLOOR
+
+
+def test_isotonic_on_too_few_bads_falls_back_to_sigmoid_and_says_so() -> None:
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(size=6000)
+    y = (rng.uniform(size=6000) < raw**4 / 2).astype(np.int8)
+    bads = int(y.sum())
+    assert bads < MIN_ISOTONIC_EVENTS
+    for asked in ("isotonic", "auto"):
+        cal = fit_calibration(asked, raw, y)  # type: ignore[arg-type]
+        assert cal.method == "sigmoid"
+        assert f"{bads:,}" in cal.note and asked in cal.note
+        # The PDs stay as many as the rows, not a handful of isotonic steps.
+        assert len(np.unique(cal.apply(raw))) == len(np.unique(raw))
+    # Isotonic on the same rows would have collapsed them.
+    iso = IsotonicRegression(out_of_bounds="clip").fit(raw, y)
+    assert len(np.unique(iso.predict(raw))) < 60
+    # auto with enough bads is isotonic.
+    y_many = (rng.uniform(size=6000) < raw).astype(np.int8)
+    assert fit_calibration("auto", raw, y_many).method == "isotonic"
 
 
 def test_sigmoid_calibration_recovers_a_known_distortion() -> None:
@@ -95,12 +117,24 @@ def test_cost_threshold_is_the_brute_force_minimum() -> None:
     assert cost(cut) == pytest.approx(min(cost(t) for t in candidates))
 
 
+#: Every feature kept: the comparisons with optbinning below bin every candidate.
+KEEP_ALL = {"min_iv": 0.0, "max_correlation": 1.0}
+
+
+def _selection(splits: Splits, options: dict[str, object] | None = None) -> Selection:
+    inputs = get_kind("scorecard").inputs(
+        splits, KindSettings(monotone=MONOTONE, options=options or KEEP_ALL)
+    )
+    selection: Selection = inputs.encoder
+    return selection
+
+
 def test_scorecard_woe_tables_reproduce_optbinning_transform() -> None:
     from optbinning import BinningProcess
 
     splits = credit_splits()
-    card = fit_scorecard(splits.train, splits.valid, params={}, monotone=MONOTONE, seed=0)
-    names = [c.name for c in card.characteristics]
+    selection = _selection(splits)
+    names = [b.name for b in selection.kept]
     process = BinningProcess(
         names,
         categorical_variables=list(splits.train.categorical),
@@ -115,21 +149,27 @@ def test_scorecard_woe_tables_reproduce_optbinning_transform() -> None:
         },
     ).fit(splits.train.features, splits.train.target)
     for part in (splits.train, splits.test):
-        ours = woe_matrix(part.features, card.characteristics)
+        ours = np.column_stack([b.transform(part.features[b.name]) for b in selection.kept])
         theirs = process.transform(part.features, metric="woe", metric_missing="empirical")
         np.testing.assert_allclose(ours, np.asarray(theirs, dtype=float), atol=1e-9)
+    # The bins' counts and IV are optbinning's own table.
+    table = process.get_binned_variable("bureau_score").binning_table.build()
+    bureau = next(b for b in selection.kept if b.name == "bureau_score")
+    assert [s.count for s in bureau.stats] == [int(c) for c in table["Count"].iloc[:-3]] + [
+        int(table["Count"].iloc[-2])
+    ]
+    assert bureau.iv == pytest.approx(float(table["IV"].iloc[-1]))
 
 
 def test_scorecard_monotone_characteristics_have_monotone_woe() -> None:
-    splits = credit_splits()
-    card = fit_scorecard(splits.train, splits.valid, params={}, monotone=MONOTONE, seed=0)
-    by_name = {c.name: c for c in card.characteristics}
+    selection = _selection(credit_splits())
+    by_name = {b.name: b for b in selection.kept}
     # WOE = ln(good share / bad share): risk rising with the feature means WOE falls.
     assert np.all(np.diff(by_name["debt_to_income"].woe) <= 1e-12)
     assert np.all(np.diff(by_name["bureau_score"].woe) >= -1e-12)
 
 
-def test_scorecard_points_add_up_to_the_score() -> None:
+def test_scorecard_integer_points_add_up_to_the_score_exactly() -> None:
     splits = credit_splits()
     scale = ScoreScale(600, 50, 20)
     spec = fit_model(
@@ -138,25 +178,32 @@ def test_scorecard_points_add_up_to_the_score() -> None:
         model_type="scorecard",
         params={},
         monotone=MONOTONE,
-        calibration="none",
+        calibration="sigmoid",  # the score is the points whatever the calibration
         score=scale,
         decision_rule="threshold",
         threshold=0.2,
     ).spec
     card = spec.model
-    table = points_table(card.characteristics, card.intercept, scale)
-    rows = splits.test.features.head(25)
+    sheet = spec.sheet()
+    assert sheet is not None
+    table = sheet.tables["points_table"]
+    assert table["points"].dtype.kind == "i"
+    base = int(dict(sheet.facts)["base points"])
+    rows = splits.test.features
     scores = spec.predict(rows)["score"].to_numpy()
-    for i in range(len(rows)):
-        total = 0.0
-        for c in card.characteristics:
-            woe = c.transform(rows[c.name].iloc[[i]])[0]
-            points = table[
-                (table.characteristic == c.name) & np.isclose(table.woe, round(woe, 6))
-            ].points
-            total += float(points.iloc[0])
-        # Points are rounded to 0.01 per characteristic.
-        assert total == pytest.approx(scores[i], abs=0.01 * len(card.characteristics) + 0.01)
+    total = np.full(len(rows), float(base))
+    for c in card.characteristics:
+        mine = table[table.characteristic == c.name].reset_index(drop=True)
+        index = c.binned.bin_index(rows[c.name])
+        assert (index >= 0).all()  # the synthetic test split has no unseen level
+        total += mine["points"].to_numpy()[index]
+    np.testing.assert_array_equal(total, scores)
+    # Each bin's points are round(-factor x coefficient x WOE), by hand.
+    c = card.characteristics[0]
+    assert c.points[0] == round(-scale.factor * c.coefficient * c.binned.woe[0])
+    # The probability is read back from the integer score.
+    raw = spec.raw_probability(rows)
+    np.testing.assert_allclose(scale.points(raw), scores, atol=1e-6)
 
 
 def test_lightgbm_fit_is_deterministic_and_respects_monotone_constraints() -> None:
@@ -205,7 +252,9 @@ def test_state_document_holds_no_python_objects() -> None:
         approval_rate=0.8,
     ).spec
     text = json.dumps(spec.state())  # raises if anything is not plain JSON
-    assert json.loads(text)["calibration"]["method"] == "isotonic"
+    # The small split has too few bads for isotonic: the state holds what was fitted.
+    assert json.loads(text)["calibration"]["method"] == spec.calibration.method == "sigmoid"
+    assert "note" not in json.loads(text)["calibration"]
     assert json.loads(text)["decision"]["below"] == "approve"
 
 
@@ -296,4 +345,5 @@ def test_every_kind_encodes_each_split_once_as_a_field_of_its_inputs(kind_name: 
     contributions = model.contributions(
         splits.test.features.head(50), score=ScoreScale(600, 50, 20)
     )
-    assert contributions.values.shape == (50, len(inputs.features))
+    # One column per feature the model reads (a scorecard may leave some out).
+    assert contributions.values.shape == (50, len(model.features))

@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
+import pandas as pd
 from numpy.typing import NDArray
 
 from creditgov.errors import BadInput
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from training.models.encoding import FeatureSpec
     from training.models.policy import ScoreScale
     from training.split import Splits
@@ -39,8 +38,10 @@ __all__ = [
     "FittedDefaults",
     "FittedModel",
     "KindDefaults",
+    "KindSettings",
     "ModelInputs",
     "ModelKind",
+    "ModelSheet",
     "ParamsRefused",
     "Watch",
 ]
@@ -92,6 +93,45 @@ class Contributions:
 
 
 @dataclass(frozen=True)
+class KindSettings:
+    """What a kind may need, beyond the splits, to encode them and fit.
+
+    `monotone` is `model.monotone`; `score` the points scaling (a scorecard's points are
+    integers on that scale, so it must know it when it fits); `options` the kind's own
+    config section (the scorecard reads `model.scorecard`). Kinds ignore what they do
+    not use, so the job hands the same settings to every kind.
+    """
+
+    monotone: Mapping[str, int] = field(default_factory=dict)
+    score: ScoreScale | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelSheet:
+    """What a reviewer reads about a fitted model beyond its metrics, in the kind's words.
+
+    The scorecard's sheet is its points table with the score range, base points, PDO and
+    cut-off in points; the report, evidence.json and the model card render it without
+    asking which kind made it, and each table is also written as `<name>.csv` beside the
+    report. `facts` are (label, value) pairs already worded; `notes` are sentences.
+    """
+
+    title: str
+    facts: tuple[tuple[str, str], ...] = ()
+    tables: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "facts": dict(self.facts),
+            "tables": {n: t.to_dict(orient="records") for n, t in self.tables.items()},
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
 class ModelInputs:
     """The splits as one kind's model reads them, encoded once with the levels of train.
 
@@ -105,8 +145,10 @@ class ModelInputs:
     splits: Splits
     matrices: Mapping[str, Any] = field(default_factory=dict)
     #: What the kind learned from train to encode (the logistic kind's imputation and
-    #: scaling); None for kinds that need nothing beyond the feature specs.
+    #: scaling, the scorecard's bins and selection); None for kinds that need nothing
+    #: beyond the feature specs.
     encoder: Any = None
+    settings: KindSettings = field(default_factory=KindSettings)
 
     @property
     def train(self) -> Any:
@@ -181,8 +223,19 @@ class FittedModel(Protocol):
         """Numbers about the fit worth logging (e.g. LightGBM's best iteration)."""
         ...
 
-    def tables(self, *, score: ScoreScale) -> Mapping[str, pd.DataFrame]:
-        """Tables a reviewer reads, by the run artifact path they are logged under."""
+    @property
+    def scores_raw(self) -> bool:
+        """Whether the served score is the points of the *uncalibrated* probability.
+
+        True for the scorecard, whose score is the sum of its integer points whatever
+        the calibration; False for kinds whose score restates the calibrated PD.
+        """
+        ...
+
+    def sheet(
+        self, *, score: ScoreScale, approve: Callable[[NDArray[np.float64]], NDArray[np.bool_]]
+    ) -> ModelSheet | None:
+        """The kind's own reading for a reviewer; `approve` is the decision on raw PDs."""
         ...
 
 
@@ -193,7 +246,7 @@ class ModelKind(Protocol):
     #: Whether the decision-time contributions are score points (True) or log-odds.
     points: ClassVar[bool]
 
-    def inputs(self, splits: Splits) -> ModelInputs: ...
+    def inputs(self, splits: Splits, settings: KindSettings | None = None) -> ModelInputs: ...
 
     def check_params(
         self,
@@ -204,6 +257,16 @@ class ModelKind(Protocol):
         seed: int,
     ) -> None:
         """Raise `ParamsRefused` for a parameter set this kind would refuse when fitting."""
+        ...
+
+    def check_inputs(
+        self,
+        inputs: ModelInputs,
+        param_sets: Iterable[tuple[str, Mapping[str, Any]]],
+        *,
+        seed: int,
+    ) -> None:
+        """Raise `ParamsRefused` for a set refused once the splits are encoded (before a run)."""
         ...
 
     def fit(
@@ -227,7 +290,7 @@ class ModelKind(Protocol):
 
 
 class KindDefaults:
-    """What a kind may inherit instead of writing: no parameter check before the run."""
+    """What a kind may inherit instead of writing: no parameter checks before the run."""
 
     def check_params(
         self,
@@ -239,9 +302,22 @@ class KindDefaults:
     ) -> None:
         return None
 
+    def check_inputs(
+        self,
+        inputs: ModelInputs,
+        param_sets: Iterable[tuple[str, Mapping[str, Any]]],
+        *,
+        seed: int,
+    ) -> None:
+        return None
+
 
 class FittedDefaults:
-    """What a fitted model may inherit: no tables of its own for the run."""
+    """What a fitted model may inherit: a score that restates the PD, no sheet of its own."""
 
-    def tables(self, *, score: ScoreScale) -> Mapping[str, pd.DataFrame]:
-        return {}
+    scores_raw: ClassVar[bool] = False
+
+    def sheet(
+        self, *, score: ScoreScale, approve: Callable[[NDArray[np.float64]], NDArray[np.bool_]]
+    ) -> ModelSheet | None:
+        return None

@@ -54,14 +54,19 @@ class DecisionRule:
     threshold: float
     rule: Literal["threshold", "approval_rate", "cost"]
     labels: tuple[str, str]
+    #: (cost of a false negative, cost of a false positive) for the `cost` rule.
+    costs: tuple[float, float] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "threshold": self.threshold,
             "rule": self.rule,
             "below": self.labels[0],
             "at_or_above": self.labels[1],
         }
+        if self.costs is not None:
+            out["cost_false_negative"], out["cost_false_positive"] = self.costs
+        return out
 
 
 def choose_threshold(

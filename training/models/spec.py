@@ -24,7 +24,7 @@ from training.models.policy import DecisionRule, ScoreScale, choose_threshold, d
 from training.models.registry import get_kind
 
 if TYPE_CHECKING:
-    from training.models.base import Contributions, FittedModel, ModelInputs, Watch
+    from training.models.base import Contributions, FittedModel, ModelInputs, ModelSheet, Watch
     from training.split import Splits
 
 __all__ = [
@@ -82,13 +82,31 @@ class ModelSpec:
         self._require_features(frame)
         return self.model.contributions(frame, score=self.score)
 
+    def points(
+        self, raw: NDArray[np.float64], probability: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """The served score: points of the calibrated PD, or of the raw one for a scorecard.
+
+        A scorecard's score is the sum of its integer points whatever the calibration
+        (`FittedModel.scores_raw`); other kinds' score restates the calibrated PD.
+        """
+        return np.round(self.score.points(raw if self.model.scores_raw else probability), 2)
+
+    def sheet(self) -> ModelSheet | None:
+        """The kind's sheet for a reviewer, with the decision as this spec takes it."""
+        threshold, calibration = self.decision.threshold, self.calibration
+        return self.model.sheet(
+            score=self.score, approve=lambda raw: calibration.apply(raw) < threshold
+        )
+
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        p = self.probability(frame)
+        raw = self.raw_probability(frame)
+        p = self.calibration.apply(raw)
         below, above = self.decision.labels
         return pd.DataFrame(
             {
                 "probability": p,
-                "score": np.round(self.score.points(p), 2),
+                "score": self.points(raw, p),
                 "decision": np.where(p >= self.decision.threshold, above, below),
             }
         )
@@ -120,7 +138,7 @@ def finish_model(
     y_valid: NDArray[np.int8],
     *,
     task: str,
-    calibration: Literal["none", "isotonic", "sigmoid"],
+    calibration: Literal["none", "isotonic", "sigmoid", "auto"],
     score: ScoreScale,
     decision_rule: Literal["threshold", "approval_rate", "cost"],
     threshold: float = 0.5,
@@ -143,7 +161,16 @@ def finish_model(
         cost_false_negative=cost_false_negative,
         cost_false_positive=cost_false_positive,
     )
-    rule = DecisionRule(threshold=cut, rule=decision_rule, labels=decision_labels(task))
+    costs = (
+        (float(cost_false_negative), float(cost_false_positive))
+        if decision_rule == "cost"
+        and cost_false_negative is not None
+        and cost_false_positive is not None
+        else None
+    )
+    rule = DecisionRule(
+        threshold=cut, rule=decision_rule, labels=decision_labels(task), costs=costs
+    )
     return ModelSpec(task=task, model=model, calibration=calibrator, score=score, decision=rule)
 
 
@@ -172,7 +199,7 @@ def fit_model(
     model_type: str,
     params: Mapping[str, Any],
     monotone: Mapping[str, int],
-    calibration: Literal["none", "isotonic", "sigmoid"],
+    calibration: Literal["none", "isotonic", "sigmoid", "auto"],
     score: ScoreScale,
     decision_rule: Literal["threshold", "approval_rate", "cost"],
     threshold: float = 0.5,
@@ -181,17 +208,23 @@ def fit_model(
     cost_false_positive: float | None = None,
     seed: int = 0,
     watch: Watch | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Fitted:
     """The kind's fit on train, then calibration and the decision cut-off on valid.
 
     The one fit path: the job (`creditgov.stages.fit_final`), the benchmarks and the
     tests all come through here. `splits` may already be the kind's encoded
-    `ModelInputs` (the job encodes once and tunes on them); plain `Splits` are encoded.
+    `ModelInputs` (the job encodes once and tunes on them); plain `Splits` are encoded
+    here with `monotone`, `score` and the kind's `options` (`model.scorecard`).
     """
-    from training.models.base import ModelInputs
+    from training.models.base import KindSettings, ModelInputs
 
     kind = get_kind(model_type)
-    inputs = splits if isinstance(splits, ModelInputs) else kind.inputs(splits)
+    inputs = (
+        splits
+        if isinstance(splits, ModelInputs)
+        else kind.inputs(splits, KindSettings(monotone, score, options or {}))
+    )
     model = kind.fit(inputs, params=params, monotone=monotone, seed=seed, watch=watch)
     valid_raw = valid_probabilities(model, inputs)
     spec = finish_model(
@@ -235,6 +268,9 @@ def spec_from_state(state: Mapping[str, Any], files: Mapping[str, str]) -> Model
         threshold=float(rule["threshold"]),
         rule=rule["rule"],
         labels=(rule["below"], rule["at_or_above"]),
+        costs=(float(rule["cost_false_negative"]), float(rule["cost_false_positive"]))
+        if "cost_false_negative" in rule
+        else None,
     )
     model = get_kind(state["model_type"]).from_state(state["model"], features, files)
     return ModelSpec(

@@ -26,6 +26,8 @@ from training.models.base import (
     Contributions,
     ExportedModel,
     FittedDefaults,
+    KindDefaults,
+    KindSettings,
     ModelInputs,
     ParamsRefused,
     Watch,
@@ -384,13 +386,13 @@ class LightGBMModel(FittedDefaults):
         return {"best_iteration": float(self.best_iteration)}
 
 
-class LightGBMKind:
+class LightGBMKind(KindDefaults):
     """The `lightgbm` model kind (training/models/base.py `ModelKind`)."""
 
     name: ClassVar[str] = "lightgbm"
     points: ClassVar[bool] = False
 
-    def inputs(self, splits: Splits) -> ModelInputs:
+    def inputs(self, splits: Splits, settings: KindSettings | None = None) -> ModelInputs:
         """Every split encoded once, with the levels of train, as a read-only matrix."""
         train = splits.train
         specs = feature_specs(train.features, train.categorical, train.integer)
@@ -399,7 +401,7 @@ class LightGBMKind:
             matrix = encode(part.features, specs)
             matrix.flags.writeable = False
             matrices[name] = matrix
-        return ModelInputs(self.name, specs, splits, matrices)
+        return ModelInputs(self.name, specs, splits, matrices, settings=settings or KindSettings())
 
     def check_params(
         self,

@@ -29,6 +29,7 @@ from training.models.base import (
     ExportedModel,
     FittedDefaults,
     KindDefaults,
+    KindSettings,
     ModelInputs,
     Watch,
 )
@@ -199,7 +200,7 @@ class LogisticKind(KindDefaults):
     name: ClassVar[str] = "logistic"
     points: ClassVar[bool] = False
 
-    def inputs(self, splits: Splits) -> ModelInputs:
+    def inputs(self, splits: Splits, settings: KindSettings | None = None) -> ModelInputs:
         """The design learned on train, and every split transformed with it once."""
         train = splits.train
         specs = feature_specs(train.features, train.categorical, train.integer)
@@ -209,7 +210,9 @@ class LogisticKind(KindDefaults):
             matrix = design.transform(part.features)
             matrix.flags.writeable = False
             matrices[name] = matrix
-        return ModelInputs(self.name, specs, splits, matrices, encoder=design)
+        return ModelInputs(
+            self.name, specs, splits, matrices, encoder=design, settings=settings or KindSettings()
+        )
 
     def fit(
         self,
