@@ -44,6 +44,7 @@ BENCHMARKS: dict[str, str] = {
     "shap": "benchmarks.shap_cost",
     "serving": "benchmarks.serving",
     "team": "benchmarks.team_tuning",
+    "lda": "benchmarks.lda",
 }
 #: The benchmarks that boost the rounds `choose_rounds` picks.
 FIXED_ROUNDS = {"fit", "job"}

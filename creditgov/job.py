@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from creditgov import stages
+from creditgov import alternatives, stages
 from creditgov.config import JobConfig
 from creditgov.lineage import Lineage
 from creditgov.signals import interrupt_behind
@@ -68,6 +68,8 @@ class JobResult:
     duration_s: float = 0.0
     #: What the job changed from what the config asked (calibration's fallback), worded.
     notes: tuple[str, ...] = ()
+    #: The search for a less discriminatory alternative: chosen and most accurate.
+    alternatives: Mapping[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The `--json` document of CLI.md (NaN becomes null: JSON has no NaN)."""
@@ -91,6 +93,7 @@ class JobResult:
                 "decision_threshold": self.threshold,
                 "duration_s": self.duration_s,
                 "notes": list(self.notes),
+                "alternatives": dict(self.alternatives),
             }
         )
 
@@ -153,8 +156,9 @@ def run(
             if study is not None:
                 show.stage(f"Tuning {tuning.n_trials} trials on valid {tuning.metric}")
                 logger = TrialLogger(
-                    client, experiment_id=experiment_id, parent_run_id=run_id, metric=tuning.metric
-                )
+                    client, experiment_id=experiment_id, parent_run_id=run_id,
+                    metric=tuning.metric, extra_metrics=tuple((tuning.objectives or [])[1:]),
+                )  # fmt: skip
 
                 def on_trial(record: TrialRecord, best: float | None) -> None:
                     show.trial(record.number, record.state, record.value, best, tuning.n_trials)
@@ -174,12 +178,22 @@ def run(
                     },
                 )  # fmt: skip
 
+            search = None
+            if study is not None and tuning.searches_alternatives:
+                show.stage("Less discriminatory alternatives: the front, the proxies dropped")
+                search, inputs, best_params = alternatives.search_alternatives(
+                    config, inputs, result
+                )
+                alternatives.log_search(client, run_id, search)
+
             show.stage("Fitting the final model")
             fitted = stages.fit_final(config, inputs, best_params)
             spec = fitted.spec
 
             show.stage("Testing: metrics, SHAP reason codes, fairness, drift, gates")
-            evidence = stages.evaluate_model(config, fitted, splits, best_params)
+            evidence = stages.evaluate_model(
+                config, fitted, inputs.splits, best_params, alternatives=search
+            )
             stages.log_evidence(client, run_id, spec, evidence)
 
             show.stage("Logging and registering the model")
@@ -224,4 +238,5 @@ def run(
         threshold=spec.decision.threshold,
         duration_s=round(time.perf_counter() - started, 2),
         notes=evidence.notes,
+        alternatives={} if search is None else search.summary(),
     )

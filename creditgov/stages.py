@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
     from evaluation.evidence import Evidence, ExplainSettings
+    from evaluation.lda import LdaSearch
     from registry.pii_purge import PiiPurge
     from registry.pii_scan import PiiScan
     from training.models.base import KindSettings, ModelInputs
@@ -179,6 +180,7 @@ def open_job_study(
         pruner=tuning.pruner,
         resume=resume,
         join=join,
+        extra_directions=("maximize",) if tuning.searches_alternatives else (),
     )
 
 
@@ -226,6 +228,7 @@ def tune_splits(
     config: JobConfig, study: optuna.Study, inputs: ModelInputs, hooks: list[TrialHook]
 ) -> TuneResult:
     """The config's search on `study`: the same call in the job and in every worker."""
+    from creditgov import alternatives
     from evaluation.metrics import tuning_objective
     from training.tuning import tune
 
@@ -242,6 +245,9 @@ def tune_splits(
         timeout_s=tuning.timeout_s,
         seed=config.seed,
         hooks=hooks,
+        extra_objectives=[alternatives.fairness_objective_of(config, inputs.splits)]
+        if tuning.searches_alternatives
+        else [],
     )
 
 
@@ -314,6 +320,8 @@ def explain_settings(config: JobConfig) -> ExplainSettings:
         protected=config.data.protected,
         fairness_bins=ev.fairness.bins,
         min_group_size=ev.fairness.min_group_size,
+        min_group_bads=ev.fairness.min_group_bads,
+        fairness_bootstrap=ev.fairness.bootstrap,
         drift_bins=ev.drift.bins,
         drift_threshold=next(
             (g.max for g in config.gates if g.metric == "psi_max" and g.max is not None), 0.25
@@ -322,7 +330,12 @@ def explain_settings(config: JobConfig) -> ExplainSettings:
 
 
 def evaluate_model(
-    config: JobConfig, fitted: Fitted, splits: Splits, best_params: Mapping[str, Any] | None = None
+    config: JobConfig,
+    fitted: Fitted,
+    splits: Splits,
+    best_params: Mapping[str, Any] | None = None,
+    *,
+    alternatives: LdaSearch | None = None,
 ) -> Evidence:
     """Every split measured, the model explained, the gates applied.
 
@@ -346,6 +359,7 @@ def evaluate_model(
         seed=config.seed,
         raw=fitted.raw,
         refit=refit,
+        alternatives=alternatives,
     )
 
 

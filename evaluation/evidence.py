@@ -28,11 +28,12 @@ from evaluation.explain import (
     plots,
 )
 from evaluation.fairness import FairnessResult, assess_fairness
+from evaluation.fairness_views import ConditionalView, conditional_view
 from evaluation.gates import GateResult, GateSpec, check_gates
 from evaluation.metrics import decision_metrics, score_metrics
 from evaluation.proxy import ProxyResult, proxy_screen
-from evaluation.reason_checks import ReasonChecks, check_reasons
-from evaluation.reasons import ReasonCatalogue, build_catalogue, reason_frame
+from evaluation.reason_checks import ReasonChecks, check_reasons, reason_examples
+from evaluation.reasons import ReasonCatalogue, build_catalogue
 from training.data import Dataset
 from training.models.base import Contributions, ModelSheet
 from training.models.policy import ScoreScale
@@ -41,6 +42,8 @@ from training.split import Splits, SplitSummary
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from evaluation.lda import LdaSearch
 
 __all__ = [
     "Evidence",
@@ -52,8 +55,6 @@ __all__ = [
     "score_split",
 ]
 
-#: Rows of reason-code examples shown to a reviewer (ids only, never raw rows).
-REASON_EXAMPLES = 12
 #: The monotonicity check moves each monotone feature of this many rows over this many
 #: points: TreeSHAP costs about 1 s per 1,000 rows, and 60 x 11 paths per feature find
 #: any violation a constraint would allow while costing well under a second each.
@@ -72,6 +73,8 @@ class ExplainSettings:
     protected: Sequence[str] = ()
     fairness_bins: Mapping[str, Sequence[float]] = field(default_factory=dict)
     min_group_size: int = 30
+    min_group_bads: int = 20
+    fairness_bootstrap: int = 200
     drift_bins: int = 10
     drift_threshold: float = 0.25
 
@@ -88,6 +91,8 @@ class SplitEvidence:
     drift: DriftResult | None  # against the training reference; None for train itself
     #: Expected cost per row by threshold, for a cost-based rule (threshold, expected_cost)
     cost_curve: pd.DataFrame | None = None
+    #: Approval by group within score bands and among the truly good (test split only)
+    conditional: ConditionalView | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +122,8 @@ class Evidence:
     calibration: str = "none"
     costs: tuple[float, float] | None = None
     score_scale: ScoreScale | None = None
+    #: The search for a less discriminatory alternative, when tuning ran it.
+    alternatives: LdaSearch | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def metric_values(self) -> dict[str, dict[str, float]]:
@@ -160,15 +167,30 @@ class Evidence:
                 "metrics": self.metric_values(),
                 "score_bands": {n: records(p.bands) for n, p in self.splits.items()},
                 "calibration": {n: records(p.calibration) for n, p in self.splits.items()},
+                "fairness_conditional": {
+                    n: p.conditional.to_json()
+                    for n, p in self.splits.items()
+                    if p.conditional is not None
+                },
                 "cost_curve": {
                     n: records(p.cost_curve)
                     for n, p in self.splits.items()
                     if p.cost_curve is not None
                 },
                 "fairness": {
-                    n: p.fairness.to_json()
-                    for n, p in self.splits.items()
-                    if p.fairness is not None
+                    **{
+                        n: p.fairness.to_json()
+                        for n, p in self.splits.items()
+                        if p.fairness is not None
+                    },
+                    **(
+                        {}
+                        if self.alternatives is None
+                        else {
+                            "alternatives": self.alternatives.to_json(),
+                            "search": self.alternatives.summary(),
+                        }
+                    ),
                 },
                 "drift": {
                     n: p.drift.to_json() for n, p in self.splits.items() if p.drift is not None
@@ -214,6 +236,7 @@ def score_split(
     monotonicity: MonotonicityCheck | None = None,
     probability: NDArray[np.float64] | None = None,
     model_metrics: Mapping[str, float] | None = None,
+    seed: int = 0,
 ) -> SplitEvidence:
     """Every number about one split: ranking, calibration, decisions, fairness, drift.
 
@@ -234,15 +257,19 @@ def score_split(
         )
     )
     fairness = None
+    # The groups, as fairness and its conditional view both read them.
+    grouped: dict[str, Any] = {
+        "y_true": y,
+        "y_prob": p,
+        "threshold": spec.decision.threshold,
+        "protected": protected,
+        "bins": settings.fairness_bins,
+        "min_group_size": settings.min_group_size,
+        "min_group_bads": settings.min_group_bads,
+    }
     if len(protected.columns):
-        fairness = assess_fairness(
-            y_true=y,
-            y_prob=p,
-            threshold=spec.decision.threshold,
-            protected=protected,
-            bins=settings.fairness_bins,
-            min_group_size=settings.min_group_size,
-        )
+        n_boot = settings.fairness_bootstrap if name == "test" else 0
+        fairness = assess_fairness(**grouped, n_boot=n_boot, seed=seed)
         metrics["selection_rate_ratio"] = fairness.selection_rate_ratio
         metrics["demographic_parity_difference"] = fairness.demographic_parity_difference
         metrics["equalized_odds_difference"] = fairness.equalized_odds_difference
@@ -269,6 +296,7 @@ def score_split(
         fairness=fairness,
         drift=drift,
         cost_curve=None if costs is None else cost_curve(y, p, costs, spec.decision.threshold),
+        conditional=None if fairness is None or name != "test" else conditional_view(**grouped),
     )
 
 
@@ -293,6 +321,7 @@ def evaluate(
     seed: int = 0,
     raw: Mapping[str, NDArray[np.float64]] | None = None,
     refit: Callable[[], ModelSpec] | None = None,
+    alternatives: LdaSearch | None = None,
 ) -> Evidence:
     """Measure `spec` on every split, explain it, and apply the gates.
 
@@ -361,9 +390,17 @@ def evaluate(
             monotonicity=monotonicity,
             probability=scored[name],
             model_metrics=model_metrics,
+            seed=seed,
         )
 
-    examples = _reason_examples_of(spec, splits.test, catalogue, settings, scored["test"], proxy)
+    examples = reason_examples(
+        spec,
+        splits.test,
+        catalogue,
+        protected=settings.protected,
+        probability=scored["test"],
+        proxy=proxy,
+    )
     gate_result = check_gates(gates, {n: p.metrics for n, p in parts.items()})
     return Evidence(
         model_name=model_name,
@@ -384,6 +421,7 @@ def evaluate(
         reason_checks=checks,
         proxy=proxy,
         gates=gate_result,
+        alternatives=alternatives,
         **_spec_facts(spec),
     )
 
@@ -429,63 +467,6 @@ def _proxy(train: Dataset, settings: ExplainSettings) -> ProxyResult | None:
         threshold=settings.proxy_threshold,
         min_group_size=settings.min_group_size,
     )
-
-
-def _reason_examples_of(
-    spec: ModelSpec,
-    test: Dataset,
-    catalogue: ReasonCatalogue,
-    settings: ExplainSettings,
-    probability: NDArray[np.float64] | None = None,
-    proxy: ProxyResult | None = None,
-) -> pd.DataFrame:
-    """The riskiest declined rows with their reasons — identified by id only.
-
-    A reason whose feature the proxy screen flagged is marked "[proxy for <attribute>]".
-    """
-    p = spec.probability(test.features) if probability is None else probability
-    declined = p >= spec.decision.threshold
-    order = np.argsort(-p, kind="stable")
-    ranked = order[declined[order]]
-    # Spread the examples from the riskiest decline to the marginal one: a reviewer should
-    # see why borderline applicants are declined, not only the obvious cases.
-    spread = np.linspace(0, len(ranked) - 1, min(REASON_EXAMPLES, len(ranked)))
-    chosen = ranked[np.unique(spread.round().astype(int))] if len(ranked) else ranked
-    if len(chosen) == 0:
-        return pd.DataFrame(columns=["id", "probability", "score", "decision"])
-    rows = test.features.iloc[chosen].reset_index(drop=True)
-    contrib = contributions(spec, rows)
-    reasons = reason_frame(
-        contrib,
-        catalogue.encoded(spec, rows),
-        declined=np.ones(len(chosen), dtype=bool),
-        catalogue=catalogue,
-        protected=settings.protected,
-    )
-    flagged = proxy.flagged if proxy is not None else {}
-    for i in range(catalogue.k):
-        codes = reasons[f"reason_code_{i + 1}"]
-        for feature, attributes in flagged.items():
-            code = catalogue.entry(feature).code if feature in catalogue.features else None
-            hit = codes == code
-            mark = f" [proxy for {', '.join(attributes)}]"
-            reasons.loc[hit, f"reason_{i + 1}"] = reasons.loc[hit, f"reason_{i + 1}"] + mark
-    ids = (
-        test.ids.iloc[chosen].astype(str).to_numpy()
-        if test.ids is not None
-        else np.array([f"row {i}" for i in chosen])
-    )
-    scored = spec.predict(rows)
-    head = pd.DataFrame(
-        {
-            "id": ids,
-            "probability": scored["probability"].round(4),
-            "score": scored["score"],
-            "decision": scored["decision"],
-        }
-    )
-    texts = reasons[[f"reason_{i + 1}" for i in range(catalogue.k)]]
-    return pd.concat([head, texts.reset_index(drop=True)], axis=1)
 
 
 def evaluate_batch(
@@ -535,6 +516,7 @@ def evaluate_batch(
         monotonicity=monotonicity,
         probability=p,
         model_metrics={**checks.metrics(), **_model_metrics(spec)},
+        seed=seed,
     )
     summary = SplitSummary(
         name="test",
@@ -556,7 +538,9 @@ def evaluate_batch(
         split_summary=(summary,),
         importance=global_importance(contrib),
         plots=plots(contrib, sample),
-        reason_examples=_reason_examples_of(spec, dataset, catalogue, settings, p),
+        reason_examples=reason_examples(
+            spec, dataset, catalogue, protected=settings.protected, probability=p
+        ),
         monotonicity=monotonicity,
         reference=reference,
         catalogue=catalogue,

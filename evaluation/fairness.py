@@ -1,11 +1,10 @@
 """Group fairness of the decision: who is approved, and how the errors fall, per group.
 
 Why this module: a credit model can rank well overall and still decline one group far
-more often, or make its mistakes mostly in one group. A model-risk reviewer needs both
-the per-group numbers (to see *where*) and a few summary numbers a gate can test (to
-decide *whether*). fairlearn's :class:`~fairlearn.metrics.MetricFrame` computes the
-per-group numbers; this module fixes the conventions around it so every report means
-the same thing.
+more often, or make its mistakes mostly in one group. A model-risk reviewer needs the
+per-group numbers (to see *where*) and a few summary numbers a gate can test (to decide
+*whether*). fairlearn's :class:`~fairlearn.metrics.MetricFrame` computes the per-group
+numbers; this module fixes the conventions around it so every report means the same.
 
 Conventions (shared with :mod:`evaluation.metrics`):
 
@@ -31,11 +30,13 @@ Groups:
 * Missing values form their own group ``"missing"``: applicants with an unrecorded
   attribute are people too, and dropping them would hide how they are treated.
 
-Small groups: a group with fewer than ``min_group_size`` rows is kept in the per-group
+Small groups: a group with fewer than ``min_group_size`` rows, or fewer than
+``min_group_bads`` bads, or fewer than ``min_group_bads`` goods, is kept in the per-group
 table with ``small=True`` but **excluded from the summary numbers**. On 5 rows one
-applicant moves the approval rate by 20 points, so a four-fifths screen on it would
-fail or pass on noise; showing it (rather than dropping it silently) lets the reviewer
-see who was not assessed. :class:`AttributeSummary` lists the excluded groups.
+applicant moves the approval rate by 20 points, and on 400 rows with 10 bads one default
+moves the TPR by 10 points, so a screen on either would fail or pass on noise; showing
+the group (rather than dropping it silently) lets the reviewer see who was not assessed.
+:class:`AttributeSummary` lists the excluded groups and why.
 
 Summaries and gates: each attribute (and the intersection) gets
 ``selection_rate_ratio`` (lowest / highest group approval rate, the four-fifths screen),
@@ -47,7 +48,8 @@ same per-group table the reviewer sees. :class:`FairnessResult` holds the worst 
 over the attributes. A summary that cannot be computed is ``NaN`` -- fewer than two
 counted groups, nobody approved in any group, or no attribute at all (fraud models have
 no protected columns) -- and a gate on ``NaN`` fails: ``NaN`` is never a pass, because
-"could not check" must not read as "checked and fine".
+"could not check" must not read as "checked and fine". With ``n_boot > 0`` each summary
+also carries a 95% bootstrap interval (:mod:`evaluation.fairness_intervals`).
 
 fairlearn and scikit-learn are imported inside the functions that use them, so
 importing this module stays cheap.
@@ -68,17 +70,23 @@ import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
+from evaluation import fairness_intervals as fi
 from evaluation.metrics import check_scores, check_unit_interval
 
 __all__ = [
     "MAX_UNBINNED_VALUES",
+    "MIN_GROUP_BADS",
+    "MIN_GROUP_SIZE",
     "MISSING",
     "AttributeSummary",
     "FairnessResult",
     "GroupMetrics",
     "assess_fairness",
     "band",
+    "check_count",
     "groups_of",
+    "protected_groups",
+    "small_reason",
 ]
 
 MISSING = "missing"
@@ -89,19 +97,27 @@ MAX_UNBINNED_VALUES = 20
 
 INTERSECTION_SEP = "×"
 
+MIN_GROUP_SIZE = 30
+"""Default fewest rows a group needs to be judged."""
+
+MIN_GROUP_BADS = 20
+"""Default fewest bads -- and fewest goods -- a group needs to be judged."""
+
 
 @dataclass(frozen=True)
 class GroupMetrics:
     """One group's row of the fairness table.
 
     ``attribute`` is a protected column name, or the names joined by ``"×"`` for the
-    intersection. ``small`` means ``count < min_group_size``: the row is shown but does
-    not enter the summary numbers.
+    intersection. ``small`` means fewer than ``min_group_size`` rows, or fewer than
+    ``min_group_bads`` bads or goods: the row is shown but does not enter the summaries.
     """
 
     attribute: str
     group: str
     count: int
+    bads: int
+    goods: int
     approval_rate: float
     bad_rate: float
     auc: float
@@ -117,8 +133,9 @@ class AttributeSummary:
     ``lowest_group`` / ``highest_group`` are the counted groups with the lowest / highest
     approval rate (the first in table order on ties; ``""`` when no group is counted).
     ``group_sizes`` are the sizes of the groups behind the numbers; ``excluded_small``
-    names the groups left out for being smaller than ``min_group_size`` (their sizes are
-    in the per-group table).
+    names the groups left out as small, and ``excluded_reasons`` says why for each
+    (``"12 bads < 20"``). The ``*_ci`` fields are 95% bootstrap intervals, ``None`` when
+    not computed (``n_boot=0``) or when the number itself is ``NaN``.
     """
 
     attribute: str
@@ -129,6 +146,10 @@ class AttributeSummary:
     highest_group: str
     group_sizes: Mapping[str, int]
     excluded_small: tuple[str, ...]
+    excluded_reasons: Mapping[str, str]
+    selection_rate_ratio_ci: fi.Interval | None = None
+    demographic_parity_difference_ci: fi.Interval | None = None
+    equalized_odds_difference_ci: fi.Interval | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -140,6 +161,8 @@ class AttributeSummary:
             "highest_group": self.highest_group,
             "group_sizes": dict(self.group_sizes),
             "excluded_small": list(self.excluded_small),
+            "excluded_reasons": dict(self.excluded_reasons),
+            **fi.intervals_json(self),
         }
 
 
@@ -151,8 +174,9 @@ class FairnessResult:
     ``demographic_parity_difference`` and ``equalized_odds_difference`` the maximum: the
     worst attribute decides. If any attribute's number is ``NaN`` -- or there are no
     attributes -- the top-level number is ``NaN`` too, so a gate on it fails rather than
-    passing on what was not checked. Groups smaller than ``min_group_size`` are in
-    ``groups`` (``small=True``) but not in any summary number.
+    passing on what was not checked. Small groups are in ``groups`` (``small=True``)
+    but not in any summary number. The ``*_ci`` fields bootstrap the top-level numbers
+    themselves (the worst attribute per resample) over ``n_boot`` resamples.
     """
 
     groups: tuple[GroupMetrics, ...]
@@ -161,6 +185,11 @@ class FairnessResult:
     demographic_parity_difference: float
     equalized_odds_difference: float
     min_group_size: int
+    min_group_bads: int
+    n_boot: int = 0
+    selection_rate_ratio_ci: fi.Interval | None = None
+    demographic_parity_difference_ci: fi.Interval | None = None
+    equalized_odds_difference_ci: fi.Interval | None = None
 
     def table(self) -> pd.DataFrame:
         """The per-group table, one row per group, columns as in :class:`GroupMetrics`."""
@@ -171,9 +200,12 @@ class FairnessResult:
         """A JSON-ready dict; undefined numbers are ``None`` (null) so the file is strict JSON."""
         return {
             "min_group_size": self.min_group_size,
+            "min_group_bads": self.min_group_bads,
+            "n_boot": self.n_boot,
             "selection_rate_ratio": _json_float(self.selection_rate_ratio),
             "demographic_parity_difference": _json_float(self.demographic_parity_difference),
             "equalized_odds_difference": _json_float(self.equalized_odds_difference),
+            **fi.intervals_json(self),
             "attributes": [a.to_json() for a in self.attributes],
             "groups": [
                 {
@@ -187,6 +219,18 @@ class FairnessResult:
 
 def _json_float(value: float) -> float | None:
     return None if math.isnan(value) else float(value)
+
+
+def small_reason(
+    count: int, bads: int, goods: int, *, min_group_size: int, min_group_bads: int
+) -> str:
+    """Why a group is too small to judge (``"12 bads < 20"``), or ``""`` when it is not."""
+    limits = (
+        (count, min_group_size, "rows"),
+        (bads, min_group_bads, "bads"),
+        (goods, min_group_bads, "goods"),
+    )
+    return ", ".join(f"{have} {what} < {need}" for have, need, what in limits if have < need)
 
 
 # --------------------------------------------------------------------------- banding
@@ -317,8 +361,9 @@ def _per_group(
     p: NDArray[np.float64],
     declined: NDArray[np.int64],
     min_group_size: int,
-) -> list[GroupMetrics]:
-    """The attribute's rows of the table, in display order.
+    min_group_bads: int,
+) -> tuple[list[GroupMetrics], dict[str, str]]:
+    """The attribute's rows of the table, in display order, and why each small one is small.
 
     The decision rates come from one fairlearn MetricFrame (``y_pred`` = declined), fed
     the distinct (group, outcome, decision) rows weighted by their counts.
@@ -370,23 +415,31 @@ def _per_group(
     by_group = frame.by_group
     row_sets = pd.Series(labels, dtype=object).groupby(labels, sort=False).indices
     rows = []
+    why_small: dict[str, str] = {}
     for group in order:
         idx = np.asarray(row_sets[group], dtype=np.intp)
-        n = int(idx.size)
+        n, bads = int(idx.size), int(y[idx].sum())
+        reason = small_reason(
+            n, bads, n - bads, min_group_size=min_group_size, min_group_bads=min_group_bads
+        )
         rows.append(
             GroupMetrics(
                 attribute=attribute,
                 group=group,
                 count=n,
+                bads=bads,
+                goods=n - bads,
                 approval_rate=float(by_group.loc[group, "approval_rate"]),
                 bad_rate=float(y[idx].mean()),
                 auc=auc(idx),
                 tpr=float(by_group.loc[group, "tpr"]),
                 fpr=float(by_group.loc[group, "fpr"]),
-                small=n < min_group_size,
+                small=bool(reason),
             )
         )
-    return rows
+        if reason:
+            why_small[group] = reason
+    return rows, why_small
 
 
 def _gap(values: Sequence[float]) -> float:
@@ -395,33 +448,37 @@ def _gap(values: Sequence[float]) -> float:
     return max(defined) - min(defined) if len(defined) >= 2 else math.nan
 
 
-def _summary(attribute: str, groups: Sequence[GroupMetrics]) -> AttributeSummary:
+def _summary(
+    attribute: str,
+    groups: Sequence[GroupMetrics],
+    why_small: Mapping[str, str],
+    intervals: fi.SummaryIntervals,
+) -> AttributeSummary:
+    """``why_small`` holds the reason of each small group, in table order."""
     counted = [g for g in groups if not g.small]
-    excluded = tuple(g.group for g in groups if g.small)
-    sizes = types.MappingProxyType({g.group: g.count for g in counted})
-    if not counted:
-        return AttributeSummary(attribute, math.nan, math.nan, math.nan, "", "", sizes, excluded)
-    lowest = min(counted, key=lambda g: g.approval_rate)
-    highest = max(counted, key=lambda g: g.approval_rate)
-    if len(counted) < 2:
-        # One group compared with nothing is not evidence of parity.
-        ratio = dpd = eod = math.nan
-    else:
-        hi, lo = highest.approval_rate, lowest.approval_rate
-        ratio = lo / hi if hi > 0 else math.nan
-        dpd = hi - lo
-        tpr_gap = _gap([g.tpr for g in counted])
-        fpr_gap = _gap([g.fpr for g in counted])
-        eod = math.nan if math.isnan(tpr_gap) or math.isnan(fpr_gap) else max(tpr_gap, fpr_gap)
+    ratio = dpd = eod = math.nan
+    lowest = highest = ""
+    if counted:
+        low = min(counted, key=lambda g: g.approval_rate)
+        high = max(counted, key=lambda g: g.approval_rate)
+        lowest, highest = low.group, high.group
+        if len(counted) >= 2:  # one group compared with nothing is not evidence of parity
+            hi, lo = high.approval_rate, low.approval_rate
+            ratio = lo / hi if hi > 0 else math.nan
+            dpd = hi - lo
+            tpr_gap, fpr_gap = _gap([g.tpr for g in counted]), _gap([g.fpr for g in counted])
+            eod = math.nan if math.isnan(tpr_gap) or math.isnan(fpr_gap) else max(tpr_gap, fpr_gap)
     return AttributeSummary(
         attribute=attribute,
         selection_rate_ratio=ratio,
         demographic_parity_difference=dpd,
         equalized_odds_difference=eod,
-        lowest_group=lowest.group,
-        highest_group=highest.group,
-        group_sizes=sizes,
-        excluded_small=excluded,
+        lowest_group=lowest,
+        highest_group=highest,
+        group_sizes=types.MappingProxyType({g.group: g.count for g in counted}),
+        excluded_small=tuple(why_small),
+        excluded_reasons=types.MappingProxyType(dict(why_small)),
+        **intervals.fields(),
     )
 
 
@@ -434,53 +491,29 @@ def _worst(values: Sequence[float], pick: Callable[[Sequence[float]], float]) ->
 # --------------------------------------------------------------------------- entry point
 
 
-def assess_fairness(
-    *,
-    y_true: ArrayLike,
-    y_prob: ArrayLike,
-    threshold: float,
-    protected: pd.DataFrame,
-    bins: Mapping[str, Sequence[float]] | None = None,
-    min_group_size: int = 30,
-) -> FairnessResult:
-    """Per-group metrics and fairness summaries of the decision ``y_prob >= threshold``.
+def check_count(name: str, value: int, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
 
-    ``protected`` holds the protected attributes, one column each, row-aligned with
-    ``y_true`` / ``y_prob`` (its index is ignored). ``bins`` maps numeric attributes to
-    band edges (:func:`band`); entries for attributes not in ``protected`` are ignored,
-    because the configured default (``age``) also applies to jobs without that column.
-    Groups with fewer than ``min_group_size`` rows are reported with ``small=True`` and
-    excluded from the summaries (see the module docstring for why).
 
-    With no protected columns (fraud models) the result has no groups and ``NaN``
-    summaries, so a fairness gate configured for such a job fails instead of passing
-    on nothing.
+def protected_groups(
+    protected: pd.DataFrame, bins: Mapping[str, Sequence[float]] | None, n_rows: int
+) -> list[tuple[str, NDArray[np.object_], list[str]]]:
+    """Each attribute's group label per row and its groups in display order, intersection last.
 
-    Raises ``ValueError`` for bad labels / probabilities / threshold, a length mismatch,
-    duplicate column names, bins on a non-numeric attribute, or a numeric attribute
-    with more than 20 distinct values and no bins (the message names the config key).
+    Checks ``protected`` once for every caller, so all group the same frame the same way.
     """
-    t = check_unit_interval("threshold", threshold)
-    y, p = check_scores(y_true, y_prob, need_both_classes=False)
-    if (
-        isinstance(min_group_size, bool)
-        or not isinstance(min_group_size, numbers.Integral)
-        or min_group_size < 1
-    ):
-        raise ValueError(f"min_group_size must be an int >= 1, got {min_group_size!r}")
     if not isinstance(protected, pd.DataFrame):
         raise TypeError(f"protected must be a pandas DataFrame, got {type(protected).__name__}")
     names = [str(c) for c in protected.columns]
     if len(set(names)) != len(names):
         raise ValueError(f"protected has duplicate column names: {names}")
-    if names and len(protected) != y.shape[0]:
+    if names and len(protected) != n_rows:
         raise ValueError(
-            f"protected has {len(protected)} rows but y_true has {y.shape[0]}; "
-            "they must be row-aligned"
+            f"protected has {len(protected)} rows but y_true has {n_rows}; they must be row-aligned"
         )
     bins = bins or {}
-    declined = (p >= t).astype(np.int64)
-
     columns = protected.reset_index(drop=True)
     grouping: list[tuple[str, NDArray[np.object_], list[str]]] = []
     for name, column_name in zip(names, columns.columns, strict=True):
@@ -495,21 +528,70 @@ def assess_fairness(
         combined = np.array([INTERSECTION_SEP.join(t) for t in tuples], dtype=object)
         order = [INTERSECTION_SEP.join(t) for t in present]
         grouping.append((INTERSECTION_SEP.join(names), combined, order))
+    return grouping
 
-    groups: list[GroupMetrics] = []
-    summaries: list[AttributeSummary] = []
-    for attribute, labels, order in grouping:
-        rows = _per_group(attribute, labels, order, y, p, declined, int(min_group_size))
-        groups.extend(rows)
-        summaries.append(_summary(attribute, rows))
 
+def assess_fairness(
+    *,
+    y_true: ArrayLike,
+    y_prob: ArrayLike,
+    threshold: float,
+    protected: pd.DataFrame,
+    bins: Mapping[str, Sequence[float]] | None = None,
+    min_group_size: int = MIN_GROUP_SIZE,
+    min_group_bads: int = MIN_GROUP_BADS,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> FairnessResult:
+    """Per-group metrics and fairness summaries of the decision ``y_prob >= threshold``.
+
+    ``protected`` holds the protected attributes, one column each, row-aligned with
+    ``y_true`` / ``y_prob`` (its index is ignored). ``bins`` maps numeric attributes to
+    band edges (:func:`band`); entries for attributes not in ``protected`` are ignored,
+    because the configured default (``age``) also applies to jobs without that column.
+    Groups with fewer than ``min_group_size`` rows or ``min_group_bads`` bads or goods
+    are ``small``: shown, not summarised. ``n_boot`` resamples (``0`` = none) drawn from
+    ``seed`` give each summary a 95% bootstrap interval.
+
+    With no protected columns (fraud models) the result has no groups and ``NaN``
+    summaries, so a fairness gate configured for such a job fails, not passes on nothing.
+
+    Raises ``ValueError`` for bad labels / probabilities / threshold / counts, a length
+    mismatch, duplicate column names, bins on a non-numeric attribute, or a numeric
+    attribute with more than 20 distinct values and no bins (the message names the key).
+    """
+    t = check_unit_interval("threshold", threshold)
+    y, p = check_scores(y_true, y_prob, need_both_classes=False)
+    min_size = check_count("min_group_size", min_group_size, 1)
+    min_bads = check_count("min_group_bads", min_group_bads, 0)
+    boots = check_count("n_boot", n_boot, 0)
+    rng_seed = check_count("seed", seed, 0)
+    grouping = protected_groups(protected, bins, y.shape[0])
+    declined = (p >= t).astype(np.int64)
+
+    tables = [
+        (name, *_per_group(name, labels, order, y, p, declined, min_size, min_bads))
+        for name, labels, order in grouping
+    ]
+    codes = [pd.Categorical(labels, categories=order).codes for _, labels, order in grouping]
+    counted = [np.array([not g.small for g in rows], dtype=bool) for _, rows, _ in tables]
+    intervals = fi.bootstrap_intervals(
+        codes=codes, counted=counted, y=y, declined=declined, n_boot=boots, seed=rng_seed
+    )
+    summaries = [
+        _summary(name, rows, why_small, ci)
+        for (name, rows, why_small), ci in zip(tables, intervals.attributes, strict=True)
+    ]
     return FairnessResult(
-        groups=tuple(groups),
+        groups=tuple(g for _, rows, _ in tables for g in rows),
         attributes=tuple(summaries),
         selection_rate_ratio=_worst([s.selection_rate_ratio for s in summaries], min),
         demographic_parity_difference=_worst(
             [s.demographic_parity_difference for s in summaries], max
         ),
         equalized_odds_difference=_worst([s.equalized_odds_difference for s in summaries], max),
-        min_group_size=int(min_group_size),
+        min_group_size=min_size,
+        min_group_bads=min_bads,
+        n_boot=intervals.n_boot,
+        **intervals.worst.fields(),
     )

@@ -5,7 +5,8 @@ it gives hold up. Coverage: do the features that can be a reason have written te
 would applicants read column names? Faithfulness: for a sample of declines, does moving
 the first reason's feature to its low-risk value raise the score, i.e. is the reason true
 of the model? Stability: does the first reason survive a refit on a bootstrap resample?
-And per reason code, how often it is the first reason among the declines.
+And per reason code, how often it is the first reason among the declines; and the
+examples the report shows, declined test rows across the declined range, by id only.
 """
 
 from __future__ import annotations
@@ -19,12 +20,17 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from evaluation.reasons import ReasonCatalogue, first_reasons
+from evaluation.reasons import ReasonCatalogue, first_reasons, reason_frame
 
 if TYPE_CHECKING:
+    from evaluation.proxy import ProxyResult
+    from training.data import Dataset
     from training.models.spec import ModelSpec
 
-__all__ = ["CHECK_ROWS", "ReasonChecks", "check_reasons"]
+__all__ = ["CHECK_ROWS", "REASON_EXAMPLES", "ReasonChecks", "check_reasons", "reason_examples"]
+
+#: Rows of reason-code examples shown to a reviewer (ids only, never raw rows).
+REASON_EXAMPLES = 12
 
 #: Declines sampled for the faithfulness and stability checks.
 CHECK_ROWS = 200
@@ -153,3 +159,61 @@ def _first_table(catalogue: ReasonCatalogue, first: NDArray[np.intp]) -> pd.Data
     ]
     frame = pd.DataFrame(rows, columns=["code", "feature", "first_reason", "share", "texts"])
     return frame.sort_values("first_reason", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def reason_examples(
+    spec: ModelSpec,
+    test: Dataset,
+    catalogue: ReasonCatalogue,
+    *,
+    protected: Sequence[str] = (),
+    probability: NDArray[np.float64] | None = None,
+    proxy: ProxyResult | None = None,
+) -> pd.DataFrame:
+    """The riskiest declined rows with their reasons — identified by id only.
+
+    A reason whose feature the proxy screen flagged is marked "[proxy for <attribute>]".
+    """
+    p = spec.probability(test.features) if probability is None else probability
+    declined = p >= spec.decision.threshold
+    order = np.argsort(-p, kind="stable")
+    ranked = order[declined[order]]
+    # Spread the examples from the riskiest decline to the marginal one: a reviewer should
+    # see why borderline applicants are declined, not only the obvious cases.
+    spread = np.linspace(0, len(ranked) - 1, min(REASON_EXAMPLES, len(ranked)))
+    chosen = ranked[np.unique(spread.round().astype(int))] if len(ranked) else ranked
+    if len(chosen) == 0:
+        return pd.DataFrame(columns=["id", "probability", "score", "decision"])
+    rows = test.features.iloc[chosen].reset_index(drop=True)
+    contrib = spec.contributions(rows)
+    reasons = reason_frame(
+        contrib,
+        catalogue.encoded(spec, rows),
+        declined=np.ones(len(chosen), dtype=bool),
+        catalogue=catalogue,
+        protected=protected,
+    )
+    flagged = proxy.flagged if proxy is not None else {}
+    for i in range(catalogue.k):
+        codes = reasons[f"reason_code_{i + 1}"]
+        for feature, attributes in flagged.items():
+            code = catalogue.entry(feature).code if feature in catalogue.features else None
+            hit = codes == code
+            mark = f" [proxy for {', '.join(attributes)}]"
+            reasons.loc[hit, f"reason_{i + 1}"] = reasons.loc[hit, f"reason_{i + 1}"] + mark
+    ids = (
+        test.ids.iloc[chosen].astype(str).to_numpy()
+        if test.ids is not None
+        else np.array([f"row {i}" for i in chosen])
+    )
+    scored = spec.predict(rows)
+    head = pd.DataFrame(
+        {
+            "id": ids,
+            "probability": scored["probability"].round(4),
+            "score": scored["score"],
+            "decision": scored["decision"],
+        }
+    )
+    texts = reasons[[f"reason_{i + 1}" for i in range(catalogue.k)]]
+    return pd.concat([head, texts.reset_index(drop=True)], axis=1)

@@ -223,12 +223,20 @@ class TrialLogger:
     """An Optuna trial hook: each finished trial becomes one child run of the job's run."""
 
     def __init__(
-        self, client: MlflowClient, *, experiment_id: str, parent_run_id: str, metric: str
+        self,
+        client: MlflowClient,
+        *,
+        experiment_id: str,
+        parent_run_id: str,
+        metric: str,
+        extra_metrics: tuple[str, ...] = (),
     ) -> None:
         self.client = client
         self.experiment_id = experiment_id
         self.parent_run_id = parent_run_id
         self.metric = metric
+        #: A multi-objective study's other objectives (the fairness ratio), logged beside it.
+        self.extra_metrics = extra_metrics
 
     def __call__(self, record: Any, best: float | None) -> None:
         run = self.client.create_run(
@@ -239,6 +247,9 @@ class TrialLogger:
         metrics: dict[str, float] = {"trial_duration_s": record.duration_s}
         if record.value is not None:
             metrics[f"valid_{self.metric}"] = record.value
+        for name, value in zip(self.extra_metrics, record.values[1:], strict=False):
+            if value == value:  # NaN: the ratio could not be computed for this trial
+                metrics[f"valid_{name}"] = value
         if record.best_iteration is not None:
             metrics["best_iteration"] = float(record.best_iteration)
         log_batch(

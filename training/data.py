@@ -72,6 +72,16 @@ class Dataset:
     def bad_rate(self) -> float:
         return float(self.target.mean()) if self.n_rows else float("nan")
 
+    def without(self, names: Sequence[str]) -> Dataset:
+        """The same rows without the features `names` (a candidate that drops a proxy)."""
+        gone = set(names)
+        return replace(
+            self,
+            features=self.features.drop(columns=[n for n in self.feature_names if n in gone]),
+            categorical=tuple(c for c in self.categorical if c not in gone),
+            integer=tuple(c for c in self.integer if c not in gone),
+        )
+
     def take(self, positions: NDArray[np.intp]) -> Dataset:
         """The rows at `positions`, as a Dataset of its own (indexes reset)."""
 

@@ -7,6 +7,7 @@ survive the cut; `group` keeps every row of one customer (or card) on one side.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal
@@ -46,6 +47,13 @@ class Splits:
 
     def parts(self) -> dict[SplitName, Dataset]:
         return {"train": self.train, "valid": self.valid, "test": self.test}
+
+    def without(self, names: Sequence[str]) -> Splits:
+        """The same rows of every split without the features `names`."""
+        return Splits(
+            self.method, self.train.without(names), self.valid.without(names),
+            self.test.without(names),
+        )  # fmt: skip
 
     def summary(self) -> tuple[SplitSummary, ...]:
         out = []

@@ -10,7 +10,14 @@ from rich.table import Table
 
 from creditgov.cli.base import console, errors
 
-__all__ = ["RichProgress", "print_gates", "print_metrics", "print_result", "print_splits"]
+__all__ = [
+    "RichProgress",
+    "print_alternatives",
+    "print_gates",
+    "print_metrics",
+    "print_result",
+    "print_splits",
+]
 
 
 def print_gates(gates: list[dict[str, Any]], status: str) -> None:
@@ -102,6 +109,25 @@ def print_metrics(metrics: dict[str, dict[str, float]]) -> None:
     console.print(table)
 
 
+def print_alternatives(search: dict[str, Any]) -> None:
+    """The chosen model beside the most accurate one, and what the search supports."""
+    table = Table(title="Less discriminatory alternatives (validation)", title_justify="left")
+    for column in ("", "alternative", "AUC", "selection-rate ratio"):
+        table.add_column(
+            column, justify="right" if column in {"AUC", "selection-rate ratio"} else "left"
+        )
+    for role in ("chosen", "most_accurate"):
+        a = search[role]
+        table.add_row(
+            role.replace("_", " "),
+            a["label"],
+            "" if a["auc"] is None else f"{a['auc']:.4f}",
+            "" if a["selection_rate_ratio"] is None else f"{a['selection_rate_ratio']:.3f}",
+        )
+    console.print(table)
+    console.print(search["statement"], highlight=False)
+
+
 def print_result(summary: dict[str, Any], tracking_uri: str) -> None:
     print_splits(summary["splits"])
     print_metrics(summary["metrics"])
@@ -112,6 +138,9 @@ def print_result(summary: dict[str, Any], tracking_uri: str) -> None:
             for k, v in summary["best_params"].items()
         )
         console.print(f"Best of {summary['n_trials']} trials: {params}")
+    search = summary.get("alternatives") or {}
+    if search:
+        print_alternatives(search)
     for note in summary.get("notes", []):
         errors.print(f"[yellow]warning:[/] {note}", highlight=False)
     for dropped in summary["dropped_features"]:

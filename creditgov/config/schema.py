@@ -208,6 +208,20 @@ def _default_search_space() -> dict[str, SearchParam]:
     }
 
 
+class AucDrop(_Strict):
+    auc_drop: Annotated[float, Field(gt=0.0, lt=1.0)] = 0.01
+
+
+class FairestWithin(_Strict):
+    """`tuning.select: {fairest_within: {auc_drop: 0.01}}`."""
+
+    fairest_within: AucDrop
+
+
+#: The fairness objective a multi-objective search may add to the accuracy metric.
+FAIRNESS_OBJECTIVES = ("selection_rate_ratio",)
+
+
 class TuningConfig(_Strict):
     n_trials: Annotated[int, Field(ge=0, le=MAX_TRIALS)] = 20
     timeout_s: Annotated[float, Field(gt=0, le=MAX_SECONDS)] | None = None
@@ -216,6 +230,33 @@ class TuningConfig(_Strict):
     storage: str | None = None
     study_name: str | None = None
     search_space: dict[str, SearchParam] = Field(default_factory=_default_search_space)
+    #: [metric] (one objective) or [metric, selection_rate_ratio]: the search for a less
+    #: discriminatory alternative (evaluation/lda.py)
+    objectives: list[str] | None = None
+    select: Literal["most_accurate", "most_accurate_passing_gates"] | FairestWithin = (
+        "most_accurate"
+    )
+
+    @model_validator(mode="after")
+    def _objectives_start_with_the_metric(self) -> TuningConfig:
+        named = self.objectives
+        if named is None:
+            return self
+        if not named or named[0] != self.metric or len(named) > 2:
+            raise ValueError(
+                f"objectives must be [{self.metric}] or [{self.metric}, selection_rate_ratio]: "
+                "the tuning metric first (tuning.metric), then at most one fairness objective"
+            )
+        if len(named) == 2 and named[1] not in FAIRNESS_OBJECTIVES:
+            raise ValueError(
+                f"objectives: {named[1]!r} is no fairness objective; use selection_rate_ratio"
+            )
+        return self
+
+    @property
+    def searches_alternatives(self) -> bool:
+        """Whether tuning is the multi-objective search for a less discriminatory model."""
+        return self.objectives is not None and len(self.objectives) == 2
 
     @field_validator("metric")
     @classmethod
@@ -278,6 +319,10 @@ class FairnessConfig(_Strict):
         default_factory=lambda: {"age": [25.0, 35.0, 50.0, 65.0]}
     )
     min_group_size: Annotated[int, Field(ge=1, le=MAX_ROWS)] = 30
+    #: a group with fewer bads (or goods) than this is shown but not judged
+    min_group_bads: Annotated[int, Field(ge=1, le=MAX_ROWS)] = 20
+    #: bootstrap resamples for the fairness confidence intervals (0 = none)
+    bootstrap: Annotated[int, Field(ge=0, le=10_000)] = 200
 
 
 class DriftConfig(_Strict):
@@ -439,6 +484,11 @@ class JobConfig(_Strict):
                     f"model.monotone names {feature!r}, a protected/pii column; "
                     f"those are never features"
                 )
+        if self.tuning.searches_alternatives and not self.data.protected:
+            raise ValueError(
+                "tuning.objectives names selection_rate_ratio, which needs data.protected "
+                "(the attributes fairness is measured on); list them or drop the objective"
+            )
         for feature, sign in self.model.monotone.items():
             entry = self.evaluation.reason_texts.get(feature)
             problem = None if entry is None else _direction_problem(feature, sign, entry)

@@ -324,6 +324,11 @@ def _summary_flags(evidence: Evidence) -> list[str]:
             + f" (AUC ≥ {evidence.proxy.threshold:g})"
         )
     flags.extend(evidence.notes)
+    fairness = _test_split(evidence).fairness
+    if fairness is not None and fairness.groups:
+        from evaluation.fairness_views import verdicts
+
+        flags.extend(verdicts(fairness, min_ratio=_ratio_line(evidence)))
     if evidence.reason_checks.general:
         flags.append(
             f"{evidence.reason_checks.general} test decline(s) have no adverse factor: the "
@@ -332,34 +337,76 @@ def _summary_flags(evidence: Evidence) -> list[str]:
     return flags
 
 
+def _with_ci(value: float, ci: Any) -> str:
+    """ "0.79 (0.71–0.86)": the estimate and its 95% bootstrap interval."""
+    text = fmt(value, 3)
+    if ci is None or text == "—":
+        return text
+    return f"{text} ({fmt(ci.low, 2)}–{fmt(ci.high, 2)})"
+
+
 def _fairness(evidence: Evidence) -> dict[str, Any] | None:
-    fairness = _test_split(evidence).fairness
+    from evaluation.fairness_views import verdicts
+
+    test = _test_split(evidence)
+    fairness = test.fairness
     if fairness is None or not fairness.groups:
         return None
     summary = pd.DataFrame(
         [
             {
                 "attribute": a.attribute,
-                "selection_rate_ratio": a.selection_rate_ratio,
-                "demographic_parity_difference": a.demographic_parity_difference,
-                "equalized_odds_difference": a.equalized_odds_difference,
+                "selection_rate_ratio": _with_ci(a.selection_rate_ratio, a.selection_rate_ratio_ci),
+                "demographic_parity_difference": _with_ci(
+                    a.demographic_parity_difference, a.demographic_parity_difference_ci
+                ),
+                "equalized_odds_difference": _with_ci(
+                    a.equalized_odds_difference, a.equalized_odds_difference_ci
+                ),
                 "lowest": a.lowest_group,
                 "highest": a.highest_group,
-                "groups_excluded_as_small": ", ".join(a.excluded_small) or "—",
+                "not judged (too few rows, bads or goods)": "; ".join(
+                    f"{g}: {a.excluded_reasons.get(g, 'small')}" for g in a.excluded_small
+                )
+                or "—",
             }
             for a in fairness.attributes
         ]
     )
     groups = fairness.table()
     row_class = groups["small"].map({True: "small", False: ""}) if "small" in groups else None
+    conditional = test.conditional
     return {
         "min_group_size": fairness.min_group_size,
-        "summary": table(
-            summary, left=["attribute", "lowest", "highest", "groups_excluded_as_small"]
-        ),
+        "min_group_bads": fairness.min_group_bads,
+        "n_boot": fairness.n_boot,
+        "verdicts": list(verdicts(fairness, min_ratio=_ratio_line(evidence))),
+        "summary": table(summary, left=list(summary.columns)),
         "plot": _figure(plots.fairness_plot(evidence), "approval by group"),
         "groups": table(groups, left=["attribute", "group"], row_class=row_class),
+        "opportunity": None
+        if conditional is None
+        else table(conditional.opportunity_table(), left=["attribute", "group"]),
+        "bands": None if conditional is None else _band_pivot(conditional.table()),
     }
+
+
+def _ratio_line(evidence: Evidence) -> float:
+    """The selection-rate ratio gate's line (the four-fifths rule when none is set)."""
+    return next(
+        (o.threshold for o in evidence.gates.outcomes if o.metric == "selection_rate_ratio"), 0.8
+    )
+
+
+def _band_pivot(frame: pd.DataFrame) -> Table | None:
+    """Observed bad rate by group (rows) and score band (columns): risk at equal scores."""
+    if not len(frame):
+        return None
+    pivot = frame.pivot_table(
+        index=["attribute", "group"], columns="band", values="bad_rate", sort=False
+    )
+    pivot.columns = [f"band {c}" for c in pivot.columns]
+    return table(pivot.reset_index(), left=["attribute", "group"])
 
 
 def _drift(drift: DriftResult | None) -> dict[str, Any] | None:
@@ -392,6 +439,7 @@ def report_context(evidence: Evidence, lineage: Mapping[str, Any]) -> dict[str, 
         "cutoff_points": _cutoff_points(evidence),
         "sheet": _sheet(evidence),
         "cost": _cost(evidence),
+        "alternatives": _alternatives(evidence),
         "gates": _gates(evidence),
         "splits": table(_splits(evidence), left=["name", "date_min", "date_max"]),
         "metrics": table(_metrics(evidence, unlisted=True), left=["metric"]),
@@ -403,6 +451,36 @@ def report_context(evidence: Evidence, lineage: Mapping[str, Any]) -> dict[str, 
         "proxies": _proxies(evidence),
         "flags": _summary_flags(evidence),
         "drift": _drift(test.drift),
+    }
+
+
+def _alternatives(evidence: Evidence) -> dict[str, Any] | None:
+    """The LDA section: the front plot, the front as a table, the statement it supports."""
+    search = evidence.alternatives
+    if search is None:
+        return None
+    rows = []
+    for i in search.front:
+        a = search.alternatives[i]
+        rows.append(
+            {
+                "alternative": a.label,
+                "auc": a.auc,
+                "selection_rate_ratio": a.selection_rate_ratio,
+                "dropped": ", ".join(a.dropped) or "—",
+                "chosen": "chosen" if i == search.chosen else "",
+                "most_accurate": "most accurate" if i == search.most_accurate else "",
+            }
+        )
+    frame = pd.DataFrame(rows)
+    classes = frame["chosen"].map({"chosen": "pick"}).fillna("")
+    return {
+        "statement": search.statement(),
+        "plot": Figure("less discriminatory alternatives", plots.lda_plot(evidence)),
+        "front": table(
+            frame, left=["alternative", "dropped", "chosen", "most_accurate"], row_class=classes
+        ),
+        "size": len(search.alternatives),
     }
 
 

@@ -20,7 +20,14 @@ if TYPE_CHECKING:
     from evaluation.drift import DriftResult
     from evaluation.evidence import Evidence
 
-__all__ = ["calibration_plot", "cost_plot", "fairness_plot", "psi_plot", "roc_ks_plot"]
+__all__ = [
+    "calibration_plot",
+    "cost_plot",
+    "fairness_plot",
+    "lda_plot",
+    "psi_plot",
+    "roc_ks_plot",
+]
 
 
 def _pyplot() -> Any:
@@ -145,5 +152,37 @@ def cost_plot(evidence: Evidence) -> bytes:
             ax.set_xscale("log")
     ax.set(xlabel="threshold (flag at probability ≥ it)", ylabel="expected cost per row",
            title="Expected cost on test")  # fmt: skip
+    fig.tight_layout()
+    return _png(fig)
+
+
+def lda_plot(evidence: Evidence) -> bytes:
+    """Every alternative's validation (AUC, selection-rate ratio): the front, the gate line,
+    the chosen model and the most accurate one."""
+    search = evidence.alternatives
+    fig, ax = _pyplot().subplots(figsize=(6.4, 3.8))
+    if search is not None:
+        points = [(a.auc, a.selection_rate_ratio) for a in search.alternatives]
+        trials = [p for p, a in zip(points, search.alternatives, strict=True) if not a.dropped]
+        drops = [p for p, a in zip(points, search.alternatives, strict=True) if a.dropped]
+        if trials:
+            ax.scatter(*zip(*trials, strict=True), s=16, color="#9aa3b2", label="trials")
+        if drops:
+            ax.scatter(*zip(*drops, strict=True), s=30, marker="s", color="#6b8e23",
+                       label="without a proxy")  # fmt: skip
+        front = [points[i] for i in search.front]
+        ax.plot(*zip(*front, strict=True), color="#2b5bd7", lw=1.5, marker="o", ms=4,
+                label="Pareto front")  # fmt: skip
+        top = points[search.most_accurate]
+        ax.scatter([top[0]], [top[1]], s=90, facecolors="none", edgecolors="#1d2330", lw=1.5,
+                   label="most accurate", zorder=4)  # fmt: skip
+        chosen = points[search.chosen]
+        ax.scatter([chosen[0]], [chosen[1]], s=110, marker="*", color="#d9822b",
+                   label="chosen", zorder=5)  # fmt: skip
+        ax.axhline(search.gate_ratio, color="#a1261b", ls="--", lw=1,
+                   label=f"gate {search.gate_ratio:g}")  # fmt: skip
+        ax.legend(fontsize=7, loc="best")
+    ax.set(xlabel="validation AUC", ylabel="selection-rate ratio (validation)",
+           title="Less discriminatory alternatives")  # fmt: skip
     fig.tight_layout()
     return _png(fig)

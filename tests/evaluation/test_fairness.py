@@ -77,11 +77,13 @@ def hand_worked() -> tuple[NDArray[np.int64], NDArray[np.float64], pd.DataFrame]
 
 def test_hand_worked_twelve_rows_match_the_arithmetic() -> None:
     y, p, protected = hand_worked()
+    # F has 2 bads and M 3 goods: min_group_bads=2 counts both (the default 20 would not).
     result = assess_fairness(
-        y_true=y, y_prob=p, threshold=0.5, protected=protected, min_group_size=6
+        y_true=y, y_prob=p, threshold=0.5, protected=protected, min_group_size=6, min_group_bads=2
     )
 
     f, m = group(result, "sex", "F"), group(result, "sex", "M")
+    assert (f.bads, f.goods, m.bads, m.goods) == (2, 4, 3, 3)
     # F: 6 rows, 2 declined (.9, .5)          -> approval 4/6 = 2/3; bads 2/6 = 1/3
     #    bads .9 (declined) .4 (approved)     -> TPR 1/2
     #    goods .5 (declined) .3 .2 .1         -> FPR 1/4
@@ -117,7 +119,7 @@ def test_hand_worked_twelve_rows_match_the_arithmetic() -> None:
     assert result.selection_rate_ratio == pytest.approx(3 / 4)
     assert result.demographic_parity_difference == pytest.approx(1 / 6)
     assert result.equalized_odds_difference == pytest.approx(1 / 2)
-    assert result.min_group_size == 6
+    assert (result.min_group_size, result.min_group_bads) == (6, 2)
 
 
 def test_hand_worked_numbers_agree_with_fairlearn() -> None:
@@ -128,11 +130,15 @@ def test_hand_worked_numbers_agree_with_fairlearn() -> None:
     s = summary_of(result, "sex")
     # min_group_size defaults to 30, so both 6-row groups are small: shown, not summarised.
     assert s.excluded_small == ("F", "M")
+    assert dict(s.excluded_reasons) == {
+        "F": "6 rows < 30, 2 bads < 20, 4 goods < 20",
+        "M": "6 rows < 30, 3 bads < 20, 3 goods < 20",
+    }
     assert math.isnan(s.selection_rate_ratio)
     assert math.isnan(result.selection_rate_ratio)
 
     result = assess_fairness(
-        y_true=y, y_prob=p, threshold=0.5, protected=protected, min_group_size=1
+        y_true=y, y_prob=p, threshold=0.5, protected=protected, min_group_size=1, min_group_bads=1
     )
     s = summary_of(result, "sex")
     assert s.demographic_parity_difference == pytest.approx(
@@ -215,7 +221,8 @@ def test_every_group_number_equals_fairlearn_metricframe_and_sklearn(
                 1 - by_group.loc[g.group, "decline_rate"], abs=1e-12
             )
             assert g.bad_rate == pytest.approx(y[mask].mean(), abs=1e-12)
-            assert g.small == (g.count < 30)
+            assert (g.bads, g.goods) == (y[mask].sum(), mask.sum() - y[mask].sum())
+            assert g.small == (g.count < 30 or g.bads < 20 or g.goods < 20)
             # fairlearn's TPR / FPR say 0 where the group has no bads / goods; we say NaN.
             if y[mask].sum() == 0:
                 assert math.isnan(g.tpr)
@@ -230,9 +237,12 @@ def test_every_group_number_equals_fairlearn_metricframe_and_sklearn(
             else:
                 assert math.isnan(g.auc)
 
-    # The fixture must exercise what it claims to: small groups in the 3-way intersection.
+    # The fixture must exercise what it claims to: small groups in the 3-way intersection,
+    # and one marginal group (50 rows, 9 bads) that is small by its bads alone.
     assert any(g.small for g in result.groups if g.attribute == "sex×age×region")
-    assert not any(g.small for g in result.groups if g.attribute in ("sex", "age", "region"))
+    small = [g for g in result.groups if g.small and g.attribute in ("sex", "age", "region")]
+    assert [(g.group, g.count, g.bads) for g in small] == [(MISSING, 50, 9)]
+    assert dict(summary_of(result, "sex").excluded_reasons) == {MISSING: "9 bads < 20"}
 
 
 def test_summaries_equal_fairlearn_functions_when_no_group_is_small() -> None:
@@ -241,8 +251,14 @@ def test_summaries_equal_fairlearn_functions_when_no_group_is_small() -> None:
     threshold = 0.3
     declined = (p >= threshold).astype(np.int64)
     approved = 1 - declined
+    # F×65+ has 10 bads: min_group_bads=10 keeps every group counted.
     result = assess_fairness(
-        y_true=y, y_prob=p, threshold=threshold, protected=protected, bins={"age": AGE_EDGES}
+        y_true=y,
+        y_prob=p,
+        threshold=threshold,
+        protected=protected,
+        bins={"age": AGE_EDGES},
+        min_group_bads=10,
     )
     assert not any(g.small for g in result.groups)  # precondition of the comparison
 
@@ -452,8 +468,9 @@ def small_group_case() -> tuple[NDArray[np.int64], NDArray[np.float64], pd.DataF
 
 def test_small_groups_are_shown_and_marked_but_left_out_of_the_summary() -> None:
     y, p, protected = small_group_case()
+    # A has 15 bads: min_group_bads=5 keeps it counted, so the row-count rule is what is tested.
     result = assess_fairness(
-        y_true=y, y_prob=p, threshold=0.5, protected=protected, min_group_size=30
+        y_true=y, y_prob=p, threshold=0.5, protected=protected, min_group_size=30, min_group_bads=5
     )
     c = group(result, "g", "C")
     assert (c.count, c.small, c.approval_rate, c.tpr) == (5, True, 0.0, 1.0)
@@ -462,6 +479,7 @@ def test_small_groups_are_shown_and_marked_but_left_out_of_the_summary() -> None
 
     s = summary_of(result, "g")
     assert s.excluded_small == ("C",)
+    assert dict(s.excluded_reasons) == {"C": "5 rows < 30, 0 goods < 5"}
     assert dict(s.group_sizes) == {"A": 100, "B": 100}
     # Counted: A approves 80/100, B 70/100 -> ratio 0.7 / 0.8 = 0.875, DPD 0.8 - 0.7 = 0.1
     assert s.selection_rate_ratio == pytest.approx(0.875)
@@ -473,7 +491,7 @@ def test_small_groups_are_shown_and_marked_but_left_out_of_the_summary() -> None
 
     # Counting C (approval 0) would change every number: ratio 0, DPD 0.8, EOD 1 - 10/15.
     counted = assess_fairness(
-        y_true=y, y_prob=p, threshold=0.5, protected=protected, min_group_size=5
+        y_true=y, y_prob=p, threshold=0.5, protected=protected, min_group_size=5, min_group_bads=0
     )
     s5 = summary_of(counted, "g")
     assert s5.selection_rate_ratio == 0.0
@@ -490,7 +508,10 @@ def test_undefined_rates_are_nan_and_stay_out_of_the_equalized_odds_gap() -> Non
     y = np.concatenate([y, np.zeros(40, dtype=np.int64)])
     p = np.concatenate([p, [0.9] * 4 + [0.1] * 36])
     protected = pd.concat([protected, pd.DataFrame({"g": ["D"] * 40})], ignore_index=True)
-    result = assess_fairness(y_true=y, y_prob=p, threshold=0.5, protected=protected)
+    # min_group_bads=0 counts D despite its 0 bads (any value >= 1 would mark it small).
+    result = assess_fairness(
+        y_true=y, y_prob=p, threshold=0.5, protected=protected, min_group_bads=0
+    )
     d = group(result, "g", "D")
     assert math.isnan(d.tpr) and math.isnan(d.auc)
     assert d.fpr == pytest.approx(4 / 40)
@@ -507,7 +528,7 @@ def test_one_counted_group_compared_with_nothing_is_nan_not_parity() -> None:
     y, p, protected = small_group_case()
     keep = protected["g"] != "B"
     result = assess_fairness(
-        y_true=y[keep], y_prob=p[keep], threshold=0.5, protected=protected[keep]
+        y_true=y[keep], y_prob=p[keep], threshold=0.5, protected=protected[keep], min_group_bads=5
     )
     s = summary_of(result, "g")
     assert math.isnan(s.selection_rate_ratio)
@@ -553,6 +574,8 @@ def test_no_protected_columns_give_no_groups_and_nan_summaries(protected: pd.Dat
         "attribute",
         "group",
         "count",
+        "bads",
+        "goods",
         "approval_rate",
         "bad_rate",
         "auc",
@@ -567,7 +590,9 @@ def test_no_protected_columns_give_no_groups_and_nan_summaries(protected: pd.Dat
 
 def test_table_and_json_carry_every_group_and_are_strict_json() -> None:
     y, p, protected = small_group_case()
-    result = assess_fairness(y_true=y, y_prob=p, threshold=0.5, protected=protected)
+    result = assess_fairness(
+        y_true=y, y_prob=p, threshold=0.5, protected=protected, min_group_bads=5
+    )
     table = result.table()
     assert table["group"].tolist() == ["A", "B", "C"]
     assert table["small"].tolist() == [False, False, True]
@@ -576,6 +601,8 @@ def test_table_and_json_carry_every_group_and_are_strict_json() -> None:
         "attribute": "g",
         "group": "C",
         "count": 5,
+        "bads": 5,
+        "goods": 0,
         "approval_rate": 0.0,
         "bad_rate": 1.0,
         "auc": None,
@@ -584,9 +611,10 @@ def test_table_and_json_carry_every_group_and_are_strict_json() -> None:
         "small": True,
     }
     assert doc["attributes"][0]["excluded_small"] == ["C"]
+    assert doc["attributes"][0]["excluded_reasons"] == {"C": "5 rows < 30, 0 goods < 5"}
     assert doc["attributes"][0]["group_sizes"] == {"A": 100, "B": 100}
     assert doc["selection_rate_ratio"] == pytest.approx(0.875)
-    assert doc["min_group_size"] == 30
+    assert (doc["min_group_size"], doc["min_group_bads"], doc["n_boot"]) == (30, 5, 200)
 
 
 @pytest.mark.parametrize(
@@ -595,6 +623,10 @@ def test_table_and_json_carry_every_group_and_are_strict_json() -> None:
         ({"protected": pd.DataFrame({"sex": ["F", "M", "F"]})}, "3 rows but y_true has 2"),
         ({"threshold": 1.5}, "threshold must lie in"),
         ({"min_group_size": 0}, "min_group_size must be an int >= 1"),
+        ({"min_group_bads": -1}, "min_group_bads must be an int >= 0"),
+        ({"min_group_bads": 2.5}, "min_group_bads must be an int >= 0"),
+        ({"n_boot": -1}, "n_boot must be an int >= 0"),
+        ({"seed": True}, "seed must be an int >= 0"),
         ({"y_true": [0, 2]}, "binary"),
     ],
 )
@@ -607,3 +639,113 @@ def test_bad_inputs_are_rejected_with_the_reason(kwargs: dict[str, Any], message
     }
     with pytest.raises(ValueError, match=message):
         assess_fairness(**{**args, **kwargs})
+
+
+# --------------------------------------------------------------------------- small by bads / goods
+
+
+def counts_case(
+    spec: dict[str, tuple[int, int, int, int]],
+) -> tuple[NDArray[np.int64], NDArray[np.float64], pd.DataFrame]:
+    """Rows per group from (declined bads, approved bads, declined goods, approved goods)."""
+    parts = []
+    for name, (db, ab, dg, ag) in spec.items():
+        y = [1] * (db + ab) + [0] * (dg + ag)
+        p = [0.9] * db + [0.1] * ab + [0.9] * dg + [0.1] * ag
+        parts.append(pd.DataFrame({"g": name, "y": y, "p": p}))
+    frame = pd.concat(parts, ignore_index=True).sample(frac=1.0, random_state=3)
+    return frame["y"].to_numpy(), frame["p"].to_numpy(), frame[["g"]]
+
+
+PLANTED = {
+    # name: declined bads, approved bads, declined goods, approved goods
+    "A": (150, 50, 100, 700),  # 1000 rows: approval .75, TPR .75, FPR .125
+    "B": (200, 50, 150, 600),  # 1000 rows: approval .65, TPR .80, FPR .20
+    "P": (2, 8, 198, 192),  # 400 rows, 10 bads: approval .50, TPR .20, FPR 198/390
+}
+
+
+def test_a_large_group_with_few_bads_is_small_and_does_not_drive_the_headline() -> None:
+    y, p, protected = counts_case(PLANTED)
+    result = assess_fairness(y_true=y, y_prob=p, threshold=0.5, protected=protected)
+    planted = group(result, "g", "P")
+    assert (planted.count, planted.bads, planted.goods, planted.small) == (400, 10, 390, True)
+    s = summary_of(result, "g")
+    assert s.excluded_small == ("P",)
+    assert dict(s.excluded_reasons) == {"P": "10 bads < 20"}
+    assert dict(s.group_sizes) == {"A": 1000, "B": 1000}
+    # By hand over A and B: ratio .65 / .75; DPD .10; EOD max(|.75 - .80|, |.125 - .20|) = .075
+    assert result.selection_rate_ratio == pytest.approx(0.65 / 0.75, abs=1e-12)
+    assert result.demographic_parity_difference == pytest.approx(0.10, abs=1e-12)
+    assert result.equalized_odds_difference == pytest.approx(0.075, abs=1e-12)
+
+    # Counting P (min_group_bads=10) changes every headline to fairlearn's on all three groups.
+    declined = (p >= 0.5).astype(int)
+    counted = assess_fairness(
+        y_true=y, y_prob=p, threshold=0.5, protected=protected, min_group_bads=10
+    )
+    assert not group(counted, "g", "P").small
+    sf = protected["g"].to_numpy()
+    assert counted.selection_rate_ratio == pytest.approx(
+        demographic_parity_ratio(y, 1 - declined, sensitive_features=sf), abs=1e-12
+    )
+    assert counted.equalized_odds_difference == pytest.approx(
+        equalized_odds_difference(y, declined, sensitive_features=sf), abs=1e-12
+    )
+    assert counted.selection_rate_ratio == pytest.approx(0.5 / 0.75)  # vs 0.867 without P
+    assert counted.equalized_odds_difference == pytest.approx(0.8 - 0.2)  # vs 0.075 without P
+
+
+def test_a_group_with_few_goods_is_small_too() -> None:
+    y, p, protected = counts_case({**PLANTED, "P": (300, 95, 3, 2)})  # 400 rows, 5 goods
+    result = assess_fairness(y_true=y, y_prob=p, threshold=0.5, protected=protected)
+    assert group(result, "g", "P").small
+    assert dict(summary_of(result, "g").excluded_reasons) == {"P": "5 goods < 20"}
+    assert result.selection_rate_ratio == pytest.approx(0.65 / 0.75, abs=1e-12)
+
+
+def test_exactly_min_group_bads_bads_and_goods_is_counted() -> None:
+    y, p, protected = counts_case({**PLANTED, "P": (10, 10, 100, 100)})  # 20 bads
+    result = assess_fairness(y_true=y, y_prob=p, threshold=0.5, protected=protected)
+    assert not group(result, "g", "P").small
+    assert summary_of(result, "g").excluded_small == ()
+    stricter = assess_fairness(
+        y_true=y, y_prob=p, threshold=0.5, protected=protected, min_group_bads=21
+    )
+    assert dict(summary_of(stricter, "g").excluded_reasons) == {"P": "20 bads < 21"}
+
+
+@pytest.mark.parametrize("name", ["assess_fairness", "conditional_view"])
+def test_the_small_group_defaults_are_30_rows_and_20_bads_everywhere(name: str) -> None:
+    import inspect
+
+    import evaluation.fairness as fairness
+    import evaluation.fairness_views as views
+
+    fn = getattr(fairness, name, None) or getattr(views, name)
+    params = inspect.signature(fn).parameters
+    assert params["min_group_size"].default == fairness.MIN_GROUP_SIZE == 30
+    assert params["min_group_bads"].default == fairness.MIN_GROUP_BADS == 20
+
+
+def test_json_carries_the_intervals_and_the_small_group_rule() -> None:
+    y, p, protected = counts_case(PLANTED)
+    doc = json.loads(
+        json.dumps(
+            assess_fairness(
+                y_true=y, y_prob=p, threshold=0.5, protected=protected, n_boot=50
+            ).to_json(),
+            allow_nan=False,
+        )
+    )
+    assert (doc["min_group_bads"], doc["n_boot"]) == (20, 50)
+    attribute = doc["attributes"][0]
+    for key in ("selection_rate_ratio", "demographic_parity_difference"):
+        ci = attribute[f"{key}_ci"]
+        assert set(ci) == {"low", "high"} and ci["low"] <= attribute[key] <= ci["high"]
+        assert doc[f"{key}_ci"] == ci  # one attribute: the worst is that attribute
+    none = assess_fairness(
+        y_true=y, y_prob=p, threshold=0.5, protected=protected, n_boot=0
+    ).to_json()
+    assert none["n_boot"] == 0 and none["selection_rate_ratio_ci"] is None
+    assert none["attributes"][0]["equalized_odds_difference_ci"] is None

@@ -32,7 +32,7 @@ POLL_S = 0.5
 
 def run_to_budget(
     study: optuna.Study,
-    objective: Callable[[optuna.Trial], float],
+    objective: Callable[[optuna.Trial], float | tuple[float, ...]],
     after: Callable[[optuna.Study, optuna.trial.FrozenTrial], None],
     *,
     n_trials: int,
@@ -50,7 +50,7 @@ def run_to_budget(
     beaten: set[int] = set()
     lock = StartLock.of(study)
 
-    def started(trial: optuna.Trial) -> float:
+    def started(trial: optuna.Trial) -> float | tuple[float, ...]:
         lock.release()  # the trial is RUNNING in storage now: the others count it
         return objective(trial)
 
@@ -178,6 +178,14 @@ def finished_count(study: optuna.Study) -> int:
 
 
 def best_value(study: optuna.Study) -> float | None:
+    """The best value of the study's (first) objective so far; None before any trial."""
+    if len(study.directions) > 1:
+        done = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        firsts = [t.values[0] for t in done if t.values]
+        if not firsts:
+            return None
+        pick = max if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else min
+        return float(pick(firsts))
     try:
         return float(study.best_value)
     except ValueError:

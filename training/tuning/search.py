@@ -10,6 +10,7 @@ Trials read the encoded splits the job made once (`ModelInputs`).
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
@@ -42,6 +43,8 @@ __all__ = [
 
 #: Trial user attribute naming the process that ran it (host:pid).
 WORKER_ATTR = "worker"
+#: Trial user attribute naming the objectives that could not be computed (scored worst).
+UNDEFINED_ATTR = "undefined_objectives"
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,8 @@ class TrialRecord:
     best_iteration: int | None
     duration_s: float
     curve: tuple[float, ...] = ()  # the validation metric LightGBM reported per iteration
+    #: Every objective's value for a multi-objective study (the first is `value`).
+    values: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -98,6 +103,8 @@ class TuneResult:
     n_finished: int  # complete + pruned in the whole study (resumed ones included)
     study_name: str | None = None
     extras: Mapping[str, Any] = field(default_factory=dict)
+    #: A multi-objective study's complete trials (all processes'), each with its values.
+    alternatives: tuple[TrialRecord, ...] = ()
 
 
 TrialHook = Callable[[TrialRecord, float | None], None]
@@ -126,6 +133,7 @@ def tune(
     timeout_s: float | None = None,
     seed: int = 0,
     hooks: Sequence[TrialHook] = (),
+    extra_objectives: Sequence[Objective] = (),
 ) -> TuneResult:
     """Run `study` until `n_trials` have finished (resumed ones count) or time is up.
 
@@ -138,10 +146,11 @@ def tune(
     done = finished_count(study)
     remaining = max(0, n_trials - done)
     y_valid = encoded.splits.valid.target
+    multi = bool(extra_objectives)
     records: list[TrialRecord] = []
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
-    def trial_value(trial: optuna.Trial) -> float:
+    def trial_value(trial: optuna.Trial) -> float | tuple[float, ...]:
         params = {
             **base_params,
             **{name: _suggest(trial, name, space) for name, space in search_space.items()},
@@ -152,6 +161,8 @@ def tune(
 
         def report(value: float, step: int) -> None:
             curve.append(value)
+            if multi:
+                return  # Optuna prunes only single-objective studies; early stopping stays
             trial.report(value, step)
             if trial.should_prune():
                 trial.set_user_attr("curve", curve)
@@ -165,7 +176,21 @@ def tune(
         if best is not None:
             trial.set_user_attr("best_iteration", int(best))
         trial.set_user_attr("curve", curve)
-        return float(objective.score(y_valid, valid_probabilities(model, encoded)))
+        p_valid = valid_probabilities(model, encoded)
+        primary = float(objective.score(y_valid, p_valid))
+        if not multi:
+            return primary
+        extras = [float(o.score(y_valid, p_valid)) for o in extra_objectives]
+        undefined = [o.metric for o, v in zip(extra_objectives, extras, strict=True) if v != v]
+        if undefined:
+            # A NaN fails the trial, and failed trials never fill the budget: score it the
+            # worst instead and remember the value was undefined (`_record` restores NaN).
+            trial.set_user_attr(UNDEFINED_ATTR, undefined)
+            extras = [
+                (0.0 if o.direction == "maximize" else 1e300) if v != v else v
+                for o, v in zip(extra_objectives, extras, strict=True)
+            ]
+        return (primary, *extras)
 
     def after(study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
         record = _record(frozen)
@@ -178,9 +203,23 @@ def tune(
         run_to_budget(study, trial_value, after, n_trials=n_trials, timeout_s=timeout_s)
     best_params: dict[str, Any] = {}
     best = best_value(study)
-    if best is not None:
+    alternatives: tuple[TrialRecord, ...] = ()
+    if multi:
+        complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        alternatives = tuple(_record(t) for t in complete)
+        if n_trials and all(any(v != v for v in r.values[1:]) for r in alternatives):
+            raise DataError(
+                f"no tuning trial could be scored on {', '.join(o.metric for o in extra_objectives)}"
+                " on the validation split; are two groups of data.protected large enough "
+                "(evaluation.fairness.min_group_size, min_group_bads)?"
+            )
+        if alternatives:
+            sign = 1.0 if objective.direction == "maximize" else -1.0
+            top = max(alternatives, key=lambda r: (sign * r.values[0], -r.number))
+            best_params = dict(top.params)
+    elif best is not None:
         best_params = dict(study.best_trial.params)
-    elif n_trials:
+    if best is None and n_trials:
         raise DataError("no tuning trial finished; check the search space and tuning.timeout_s")
     return TuneResult(
         metric=objective.metric,
@@ -190,6 +229,7 @@ def tune(
         trials=tuple(records),
         n_finished=finished_count(study),
         study_name=study.study_name,
+        alternatives=alternatives,
     )
 
 
@@ -203,7 +243,10 @@ def _record(frozen: optuna.trial.FrozenTrial) -> TrialRecord:
     curve = frozen.user_attrs.get("curve") or [
         frozen.intermediate_values[k] for k in sorted(frozen.intermediate_values)
     ]
-    value = frozen.value if state == "COMPLETE" else None
+    values = tuple(float(v) for v in frozen.values or ()) if state == "COMPLETE" else ()
+    if values and frozen.user_attrs.get(UNDEFINED_ATTR):
+        values = (values[0], *(math.nan for _ in values[1:]))
+    value = values[0] if values else None
     return TrialRecord(
         number=frozen.number,
         state=state,  # type: ignore[arg-type]
@@ -212,4 +255,5 @@ def _record(frozen: optuna.trial.FrozenTrial) -> TrialRecord:
         best_iteration=frozen.user_attrs.get("best_iteration"),
         duration_s=round(duration, 3),
         curve=tuple(float(v) for v in curve),
+        values=values,
     )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import optuna
 
@@ -72,11 +73,15 @@ def open_study(
     pruner: Literal["none", "median"],
     resume: bool,
     join: bool = False,
+    extra_directions: Sequence[Literal["maximize", "minimize"]] = (),
 ) -> optuna.Study:
     """Create the study, or with `resume` (or `join`, for a worker) load the named one.
 
     `seed` differs per worker: TPE's random start-up trials would otherwise be the same
-    parameter sets in every process.
+    parameter sets in every process. `extra_directions` makes the study multi-objective
+    (the search for a less discriminatory alternative: accuracy and a fairness ratio);
+    TPE then samples toward the Pareto front, and nothing is pruned (Optuna prunes only
+    single-objective studies).
     """
     if resume and (storage is None or study_name is None):
         raise TuneError("--resume needs tuning.storage (an RDB URL) and tuning.study_name")
@@ -96,14 +101,19 @@ def open_study(
         if pruner == "median"
         else optuna.pruners.NopPruner()
     )
+    aims: dict[str, Any] = (
+        {"directions": [direction, *extra_directions]}
+        if extra_directions
+        else {"direction": direction}
+    )
     try:
         return optuna.create_study(
             storage=backend,
             study_name=study_name,
-            direction=direction,
             sampler=sampler,
-            pruner=chosen_pruner,
+            pruner=chosen_pruner if not extra_directions else optuna.pruners.NopPruner(),
             load_if_exists=resume,
+            **aims,
         )
     except KeyError as err:  # pragma: no cover - load_if_exists covers the usual case
         raise TuneError(f"study {study_name!r} not found in {storage}") from err
