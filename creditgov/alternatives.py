@@ -1,7 +1,7 @@
 """The search for a less discriminatory alternative, as a stage of the job.
 
 With `tuning.objectives: [auc, selection_rate_ratio]` the tuning study scores each trial
-on both (`fairness_objective_of`, passed to `stages.tune_splits`); `search_alternatives`
+on both (`stages.fairness_objective_of`, passed by `stages.tune_splits`); `search_alternatives`
 then adds the most accurate parameters fitted without each proxy the screen flags, and
 `tuning.select` picks the model the job fits and registers (`evaluation/lda.py` holds
 the search's rules and its wording; this module reads them off the config).
@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from creditgov.config import JobConfig
-from creditgov.stages import model_inputs
+from creditgov.stages import fairness_objective_of, model_inputs
 from training.models.registry import get_kind
 
 if TYPE_CHECKING:
@@ -20,31 +20,9 @@ if TYPE_CHECKING:
 
     from evaluation.lda import LdaSearch
     from training.models.base import ModelInputs
-    from training.split import Splits
-    from training.tuning import Objective, TuneResult
+    from training.tuning import TuneResult
 
-__all__ = ["fairness_objective_of", "log_search", "search_alternatives"]
-
-
-def fairness_objective_of(config: JobConfig, splits: Splits) -> Objective:
-    """The selection-rate ratio of validation decisions, as the evidence will measure it."""
-    from evaluation.lda import DecisionSettings, fairness_objective
-
-    decision, fairness = config.decision, config.evaluation.fairness
-    return fairness_objective(
-        splits.valid.protected,
-        decision=DecisionSettings(
-            calibration=config.model.calibration,
-            rule=decision.rule,
-            threshold=decision.effective_threshold,
-            approval_rate=decision.approval_rate,
-            cost_false_negative=decision.cost_false_negative,
-            cost_false_positive=decision.cost_false_positive,
-        ),
-        bins=fairness.bins,
-        min_group_size=fairness.min_group_size,
-        min_group_bads=fairness.min_group_bads,
-    )
+__all__ = ["log_search", "search_alternatives"]
 
 
 def search_alternatives(

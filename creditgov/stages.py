@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from registry.pii_scan import PiiScan
     from training.models.base import KindSettings, ModelInputs
     from training.models.spec import Fitted, ModelSpec
-    from training.tuning import TrialHook, TuneResult
+    from training.tuning import Objective, TrialHook, TuneResult
 
 __all__ = [
     "REPORT_DIR",
@@ -45,6 +45,7 @@ __all__ = [
     "check_trainer",
     "evaluate_model",
     "explain_settings",
+    "fairness_objective_of",
     "fit_final",
     "input_example",
     "kind_settings",
@@ -228,7 +229,6 @@ def tune_splits(
     config: JobConfig, study: optuna.Study, inputs: ModelInputs, hooks: list[TrialHook]
 ) -> TuneResult:
     """The config's search on `study`: the same call in the job and in every worker."""
-    from creditgov import alternatives
     from evaluation.metrics import tuning_objective
     from training.tuning import tune
 
@@ -245,9 +245,30 @@ def tune_splits(
         timeout_s=tuning.timeout_s,
         seed=config.seed,
         hooks=hooks,
-        extra_objectives=[alternatives.fairness_objective_of(config, inputs.splits)]
+        extra_objectives=[fairness_objective_of(config, inputs.splits)]
         if tuning.searches_alternatives
         else [],
+    )
+
+
+def fairness_objective_of(config: JobConfig, splits: Splits) -> Objective:
+    """The selection-rate ratio of validation decisions, as the evidence will measure it."""
+    from evaluation.lda import DecisionSettings, fairness_objective
+
+    decision, fairness = config.decision, config.evaluation.fairness
+    return fairness_objective(
+        splits.valid.protected,
+        decision=DecisionSettings(
+            calibration=config.model.calibration,
+            rule=decision.rule,
+            threshold=decision.effective_threshold,
+            approval_rate=decision.approval_rate,
+            cost_false_negative=decision.cost_false_negative,
+            cost_false_positive=decision.cost_false_positive,
+        ),
+        bins=fairness.bins,
+        min_group_size=fairness.min_group_size,
+        min_group_bads=fairness.min_group_bads,
     )
 
 

@@ -174,7 +174,11 @@ class LdaSearch:
     def best_within(self, auc_drop: float) -> Alternative | None:
         """The fairest alternative whose AUC is within `auc_drop` of the most accurate."""
         top = self.alternatives[self.most_accurate].auc
-        near = [a for a in self.alternatives if a.auc >= top - auc_drop - 1e-12]
+        near = [
+            a
+            for a in self.alternatives
+            if a.auc >= top - auc_drop - 1e-12 and math.isfinite(a.selection_rate_ratio)
+        ]
         return max(near, key=lambda a: (a.selection_rate_ratio, a.auc)) if near else None
 
     def statement(self) -> str:
@@ -184,7 +188,7 @@ class LdaSearch:
             f"The search scored {self.trials} parameter set(s) and {self.feature_drops} "
             f"feature drop(s) on the validation split. The most accurate alternative "
             f"({best.label}) has AUC {best.auc:.3f} at a selection-rate ratio of "
-            f"{best.selection_rate_ratio:.2f}."
+            f"{_ratio(best.selection_rate_ratio)}."
         ]
         previous: Alternative | None = None
         for drop in STATEMENT_DROPS:
@@ -244,6 +248,10 @@ class LdaSearch:
         ]
 
 
+def _ratio(value: float) -> str:
+    return f"{value:.2f}" if math.isfinite(value) else "that could not be computed"
+
+
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
@@ -275,6 +283,13 @@ def select(
     order = sorted(range(len(alternatives)), key=lambda i: (*_key(alternatives[i]), -i))
     top = order[-1]
     note = ""
+    if not any(math.isfinite(a.selection_rate_ratio) for a in alternatives):
+        note = (
+            "No alternative's selection-rate ratio could be computed on validation (no "
+            "protected attribute has two groups with enough rows, bads and goods there); "
+            "the most accurate is kept."
+        )
+        return LdaSearch(tuple(alternatives), top, top, "most accurate", gate_ratio, note)
     if isinstance(rule, Mapping):
         drop = float(rule["fairest_within"]["auc_drop"])
         search = LdaSearch(tuple(alternatives), top, top, "", gate_ratio)

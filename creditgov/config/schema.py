@@ -31,11 +31,14 @@ from creditgov.errors import BadInput
 from evaluation.metrics import METRICS, Metric, get_metric
 
 __all__ = [
+    "FAIRNESS_OBJECTIVES",
+    "AucDrop",
     "ConfigError",
     "DataConfig",
     "DecisionConfig",
     "DriftConfig",
     "EvaluationConfig",
+    "FairestWithin",
     "FairnessConfig",
     "GateConfig",
     "JobConfig",

@@ -493,7 +493,8 @@ def _cutoff_points(evidence: Evidence) -> str:
     scale = evidence.score_scale
     if scale is None:
         return "—"
-    return f"{float(scale.points(np.array([evidence.threshold]))[0]):.1f} points (score below it)"
+    points = float(scale.points(np.array([evidence.threshold]))[0])
+    return f"{points:.1f} points: a lower score is {evidence.labels[1]}ed"
 
 
 def model_card_context(evidence: Evidence, lineage: Mapping[str, Any]) -> dict[str, Any]:

@@ -116,3 +116,13 @@ def test_the_search_ratio_is_the_evidence_ratio_over_judged_attributes() -> None
         if a.selection_rate_ratio == a.selection_rate_ratio
     ]
     assert judged and objective.score(y, raw) == pytest.approx(min(judged), rel=1e-12)
+
+
+def test_ratios_that_cannot_be_computed_keep_the_most_accurate_and_say_so() -> None:
+    import math
+
+    alts = [Alternative(f"t{i}", {}, auc, math.nan, trial=i) for i, auc in enumerate([0.8, 0.81])]
+    search = select(alts, rule={"fairest_within": {"auc_drop": 0.01}}, passes=_never)
+    assert search.chosen == search.most_accurate == 1
+    assert "could be computed" in search.note and search.note in search.statement()
+    assert search.to_json()[1]["selection_rate_ratio"] is None

@@ -127,7 +127,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_each_trial_logged_once(
             t for t in trials if t.state == optuna.trial.TrialState.RUNNING and _pid(t) != job.pid
         )
         os.kill(_pid(victim), signal.SIGKILL)
-        before = {t.number: (t.state, t.value) for t in trials if t.state in FINISHED}
+        before = {t.number: (t.state, t.values) for t in trials if t.state in FINISHED}
         code, out, err = _finish(job)
     finally:
         if job.poll() is None:
@@ -152,7 +152,7 @@ def test_a_worker_killed_mid_trial_is_retried_and_each_trial_logged_once(
     ]
     assert len(retries) == 1 and retries[0].state in FINISHED
     assert retries[0].params == killed.params
-    assert {n: (t.state, t.value) for t in study for n in [t.number] if n in before} == before
+    assert {n: (t.state, t.values) for t in study for n in [t.number] if n in before} == before
 
     summary = json.loads((tmp_path / "train.json").read_text())
     assert summary["n_trials"] == KILL_BUDGET and summary["model_version"]
@@ -184,7 +184,7 @@ def test_resume_after_killing_everything_keeps_every_finished_trial(
         if job.poll() is None:
             job.kill()
     kept = {
-        t.number: (t.state, t.value)
+        t.number: (t.state, t.values)
         for t in _study(team, name).get_trials(deepcopy=False)
         if t.state in FINISHED
     }
@@ -195,7 +195,7 @@ def test_resume_after_killing_everything_keeps_every_finished_trial(
     code, _, err = _finish(resumed)
     assert code == 0, err[-3000:]
     study = _study(team, name).get_trials(deepcopy=False)
-    assert {t.number: (t.state, t.value) for t in study if t.number in kept} == kept
+    assert {t.number: (t.state, t.values) for t in study if t.number in kept} == kept
     finished = sorted(t.number for t in study if t.state in FINISHED)
     assert len(finished) == BUDGET
     assert not [t.number for t in study if t.state.name in {"RUNNING", "WAITING"}]

@@ -81,7 +81,7 @@ def scorecard_sheet(
     if cut is None:
         cut_text = "none: no score in the range is approved on every score above it"
     else:
-        cut_text = f"{cut} points (approve at or above, decline below)"
+        cut_text = f"{cut} points: approve at or above, decline below"
     facts = (
         ("characteristics", str(len(characteristics))),
         ("base points", str(base_points)),

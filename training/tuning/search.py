@@ -207,12 +207,6 @@ def tune(
     if multi:
         complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         alternatives = tuple(_record(t) for t in complete)
-        if n_trials and all(any(v != v for v in r.values[1:]) for r in alternatives):
-            raise DataError(
-                f"no tuning trial could be scored on {', '.join(o.metric for o in extra_objectives)}"
-                " on the validation split; are two groups of data.protected large enough "
-                "(evaluation.fairness.min_group_size, min_group_bads)?"
-            )
         if alternatives:
             sign = 1.0 if objective.direction == "maximize" else -1.0
             top = max(alternatives, key=lambda r: (sign * r.values[0], -r.number))
