@@ -275,11 +275,10 @@ def fairness_objective_of(config: JobConfig, splits: Splits) -> Objective:
 def kind_settings(config: JobConfig) -> KindSettings:
     """What the config's model kind may need beyond the splits (`ModelKind.inputs`)."""
     from training.models.base import KindSettings
-    from training.models.policy import ScoreScale
 
     return KindSettings(
         monotone=config.model.monotone,
-        score=ScoreScale(config.score.base_score, config.score.base_odds, config.score.pdo),
+        score=config.score.scale,
         options=config.model.scorecard.model_dump(),
     )
 
@@ -303,7 +302,6 @@ def model_inputs(config: JobConfig, splits: Splits, *, check: bool = False) -> M
 
 def fit_final(config: JobConfig, inputs: ModelInputs, best_params: Mapping[str, Any]) -> Fitted:
     """The final fit with the config's model, calibration, scaling and decision rule."""
-    from training.models.policy import ScoreScale
     from training.models.spec import fit_model
 
     decision = config.decision
@@ -314,7 +312,7 @@ def fit_final(config: JobConfig, inputs: ModelInputs, best_params: Mapping[str, 
         params={**config.model.params, **best_params},
         monotone=config.model.monotone,
         calibration=config.model.calibration,
-        score=ScoreScale(config.score.base_score, config.score.base_odds, config.score.pdo),
+        score=config.score.scale,
         decision_rule=decision.rule,
         threshold=decision.effective_threshold,
         approval_rate=decision.approval_rate,

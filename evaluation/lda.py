@@ -29,8 +29,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from evaluation.fairness import protected_groups
-from training.models.calibration import fit_calibration
-from training.models.policy import choose_threshold
+from training.models.spec import calibrate_and_cut
 from training.tuning import Objective
 
 __all__ = [
@@ -61,17 +60,13 @@ class DecisionSettings:
 
     def declined_at(self, raw: NDArray[np.float64], y: NDArray[np.int8]) -> tuple[Any, float]:
         """The calibrated PDs and the cut-off, as `spec.finish_model` learns them."""
-        calibration = fit_calibration(self.calibration, raw, y)  # type: ignore[arg-type]
-        p = calibration.apply(raw)
-        cut = choose_threshold(
-            self.rule,  # type: ignore[arg-type]
-            p,
-            y,
-            threshold=self.threshold,
-            approval_rate=self.approval_rate,
+        calibration, cut = calibrate_and_cut(
+            raw, y, calibration=self.calibration, decision_rule=self.rule,  # type: ignore[arg-type]
+            threshold=self.threshold, approval_rate=self.approval_rate,
             cost_false_negative=self.cost_false_negative,
             cost_false_positive=self.cost_false_positive,
-        )
+        )  # fmt: skip
+        p = calibration.apply(raw)
         return p, cut
 
 

@@ -14,7 +14,7 @@ import json
 import re
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -29,6 +29,9 @@ from pydantic import (
 
 from creditgov.errors import BadInput
 from evaluation.metrics import METRICS, Metric, get_metric
+
+if TYPE_CHECKING:
+    from training.models.policy import ScoreScale
 
 __all__ = [
     "FAIRNESS_OBJECTIVES",
@@ -275,6 +278,13 @@ class ScoreConfig(_Strict):
     base_score: Annotated[float, Field(ge=-1e6, le=1e6, allow_inf_nan=False)] = 600.0
     base_odds: Annotated[float, Field(gt=0, le=1e6, allow_inf_nan=False)] = 50.0
     pdo: Annotated[float, Field(gt=0, le=1e4, allow_inf_nan=False)] = 20.0
+
+    @property
+    def scale(self) -> ScoreScale:
+        """The points scaling as the model code takes it."""
+        from training.models.policy import ScoreScale
+
+        return ScoreScale(self.base_score, self.base_odds, self.pdo)
 
 
 class DecisionConfig(_Strict):

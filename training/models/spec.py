@@ -31,6 +31,7 @@ __all__ = [
     "STATE_FORMAT",
     "Fitted",
     "ModelSpec",
+    "calibrate_and_cut",
     "finish_model",
     "fit_model",
     "spec_from_state",
@@ -132,6 +133,32 @@ class ModelSpec:
         return dict(self.model.export().files)
 
 
+def calibrate_and_cut(
+    valid_raw: NDArray[np.float64],
+    y_valid: NDArray[np.int8],
+    *,
+    calibration: Literal["none", "isotonic", "sigmoid", "auto"],
+    decision_rule: Literal["threshold", "approval_rate", "cost"],
+    threshold: float = 0.5,
+    approval_rate: float | None = None,
+    cost_false_negative: float | None = None,
+    cost_false_positive: float | None = None,
+) -> tuple[Calibration, float]:
+    """The calibration and the cut-off learned on validation: the final fit's and each
+    trial's of the less-discriminatory-alternative search (`evaluation/lda.py`)."""
+    calibrator = fit_calibration(calibration, valid_raw, y_valid)
+    cut = choose_threshold(
+        decision_rule,
+        calibrator.apply(valid_raw),
+        y_valid,
+        threshold=threshold,
+        approval_rate=approval_rate,
+        cost_false_negative=cost_false_negative,
+        cost_false_positive=cost_false_positive,
+    )
+    return calibrator, cut
+
+
 def finish_model(
     model: FittedModel,
     valid_raw: NDArray[np.float64],
@@ -151,16 +178,11 @@ def finish_model(
     `valid_raw` is the fitted model's uncalibrated probability of each validation row,
     computed once by the caller and reused for the evidence.
     """
-    calibrator = fit_calibration(calibration, valid_raw, y_valid)
-    cut = choose_threshold(
-        decision_rule,
-        calibrator.apply(valid_raw),
-        y_valid,
-        threshold=threshold,
-        approval_rate=approval_rate,
-        cost_false_negative=cost_false_negative,
-        cost_false_positive=cost_false_positive,
-    )
+    calibrator, cut = calibrate_and_cut(
+        valid_raw, y_valid, calibration=calibration, decision_rule=decision_rule,
+        threshold=threshold, approval_rate=approval_rate,
+        cost_false_negative=cost_false_negative, cost_false_positive=cost_false_positive,
+    )  # fmt: skip
     costs = (
         (float(cost_false_negative), float(cost_false_positive))
         if decision_rule == "cost"
